@@ -1,0 +1,1 @@
+//! Deterministic traffic generator. (Scaffold: the generator helper replaces it.)

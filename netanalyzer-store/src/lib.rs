@@ -1,0 +1,1 @@
+//! Record outputs and storage for netanalyzer. (Scaffold.)
