@@ -17,12 +17,12 @@ mod error;
 mod file;
 pub mod gen;
 mod linktype;
-mod live;
+pub mod live;
 pub mod parse;
 mod writer;
 
 pub use error::CaptureError;
-pub use file::{FileFormat, FileSource, FrameReader, RawFrame};
+pub use file::{FileFormat, FileSource, FrameReader, InterfaceInfo, RawFrame};
 pub use linktype::LinkType;
 pub use live::{LiveConfig, LiveSource};
-pub use writer::PcapWriter;
+pub use writer::{PcapWriter, TsResolution};
