@@ -26,6 +26,9 @@ pub enum MalformedKind {
     Ipv4Bad,
     /// An IPv6 header was cut short.
     Ipv6Truncated,
+    /// An IPv6 header held impossible values (version, payload length
+    /// beyond the frame).
+    Ipv6Bad,
     /// An IPv6 extension header was cut short or malformed.
     Ipv6ExtBad,
     /// A TCP header was cut short.
@@ -50,7 +53,7 @@ pub enum MalformedKind {
 
 impl MalformedKind {
     /// Every kind, in declaration order (the index into [`ParseStats`]).
-    pub const ALL: [MalformedKind; 17] = [
+    pub const ALL: [MalformedKind; 18] = [
         MalformedKind::UnsupportedLinkType,
         MalformedKind::LinkTruncated,
         MalformedKind::VlanTruncated,
@@ -58,6 +61,7 @@ impl MalformedKind {
         MalformedKind::Ipv4Truncated,
         MalformedKind::Ipv4Bad,
         MalformedKind::Ipv6Truncated,
+        MalformedKind::Ipv6Bad,
         MalformedKind::Ipv6ExtBad,
         MalformedKind::TcpTruncated,
         MalformedKind::TcpBad,
@@ -80,6 +84,7 @@ impl MalformedKind {
             MalformedKind::Ipv4Truncated => "ipv4_truncated",
             MalformedKind::Ipv4Bad => "ipv4_bad",
             MalformedKind::Ipv6Truncated => "ipv6_truncated",
+            MalformedKind::Ipv6Bad => "ipv6_bad",
             MalformedKind::Ipv6ExtBad => "ipv6_ext_bad",
             MalformedKind::TcpTruncated => "tcp_truncated",
             MalformedKind::TcpBad => "tcp_bad",
