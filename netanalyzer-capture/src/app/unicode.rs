@@ -728,7 +728,7 @@ const NON_PRINTABLE: [(u32, u32); 714] = [
     (0x10FFFE, 0x10FFFF),
 ];
 
-/// Whether tshark prints `c` as-is (true) or escapes it as `\\uXXXX`.
+/// Whether tshark prints `c` as-is (true) or escapes it as `\uXXXX`.
 pub(crate) fn is_printable(c: u32) -> bool {
     // Binary search for the last range starting at or before `c`.
     let idx = NON_PRINTABLE.partition_point(|&(lo, _)| lo <= c);
