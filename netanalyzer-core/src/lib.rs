@@ -41,6 +41,7 @@ mod error;
 mod flow;
 mod mac;
 mod malformed;
+mod pump;
 mod record;
 mod time;
 mod traits;
@@ -50,6 +51,7 @@ pub use error::CoreError;
 pub use flow::{Direction, FlowAddr, FlowKey, FlowProto};
 pub use mac::MacAddr;
 pub use malformed::{MalformedKind, ParseStats};
+pub use pump::{pump, PumpError, PumpOptions, PumpReport, StopReason};
 pub use record::{PacketRecord, Protocol};
 pub use time::Timestamp;
 pub use traits::{

@@ -192,7 +192,7 @@ pub struct PacketRecord {
 
 impl PacketRecord {
     /// Number of serialized fields.
-    pub const FIELD_COUNT: usize = 31;
+    pub const FIELD_COUNT: usize = 32;
 
     /// The field names in declaration (and serialization) order.
     pub const FIELD_NAMES: [&'static str; Self::FIELD_COUNT] = [
@@ -227,6 +227,7 @@ impl PacketRecord {
         "http_host",
         "http_path",
         "tls_sni",
+        "protocol",
     ];
 
     /// Resets every field to its absent value. Sources fill a reused
@@ -238,5 +239,33 @@ impl PacketRecord {
     /// The capture time.
     pub fn timestamp(&self) -> Timestamp {
         Timestamp(self.ts_ns)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_names_are_the_serialized_keys_in_order() {
+        let v = serde_json::to_value(PacketRecord::default()).unwrap();
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut sorted_names = PacketRecord::FIELD_NAMES.to_vec();
+        sorted_names.sort_unstable();
+        let mut sorted_keys = keys.clone();
+        sorted_keys.sort_unstable();
+        assert_eq!(sorted_keys, sorted_names);
+        // Absent values serialize as null, never 0 or "".
+        assert_eq!(v["src_port"], serde_json::Value::Null);
+        assert_eq!(v["dns_qname"], serde_json::Value::Null);
+        assert_eq!(v["protocol"], "OTHER");
+    }
+
+    #[test]
+    fn protocol_names_round_trip() {
+        for p in Protocol::ALL {
+            assert_eq!(p.as_str().parse::<Protocol>().unwrap(), p);
+            assert_eq!(serde_json::to_value(p).unwrap(), p.as_str());
+        }
     }
 }
