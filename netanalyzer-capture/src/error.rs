@@ -48,6 +48,54 @@ pub enum CaptureError {
         reason: String,
     },
     // Live capture and generator errors are added below.
+    /// The generator configuration is invalid.
+    #[error("invalid generator config: {reason}")]
+    InvalidConfig {
+        /// What is wrong.
+        reason: String,
+    },
+    /// An output file could not be created.
+    #[error("cannot create {path}: {source}")]
+    Create {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Writing generator output failed.
+    #[error("cannot write {what}: {source}")]
+    Write {
+        /// Which output (`pcap`, `labels`).
+        what: &'static str,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// libpcap refused to open, configure or read a live interface (no
+    /// such device, no permission, the interface went away).
+    #[error("live capture on interface {iface:?} failed: {source}")]
+    Live {
+        /// The interface name as given.
+        iface: String,
+        /// What libpcap said.
+        source: pcap::Error,
+    },
+    /// A BPF filter did not compile or could not be installed.
+    #[error("bad bpf filter {filter:?} on interface {iface:?}: {source}")]
+    Filter {
+        /// The interface the filter was for.
+        iface: String,
+        /// The filter expression as given.
+        filter: String,
+        /// What libpcap said (e.g. "syntax error").
+        source: pcap::Error,
+    },
+    /// A live capture setting is unusable (no interface, a size beyond
+    /// what libpcap accepts).
+    #[error("invalid live capture config: {reason}")]
+    LiveConfig {
+        /// What is wrong, for a human.
+        reason: String,
+    },
 }
 
 impl CaptureError {
