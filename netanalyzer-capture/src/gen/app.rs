@@ -308,6 +308,18 @@ pub(crate) fn tls_server_hello(out: &mut Vec<u8>, rng: &mut Rng) {
 /// Largest TLS application-data record payload used (16 KiB + AEAD tag).
 const TLS_REC: usize = 16_384 + 17;
 
+/// The nearest stream size `>= want` that [`tls_app_stream`] can lay out:
+/// every record, the last one included, needs its 5-byte header and at
+/// least one byte of ciphertext.
+pub(crate) fn tls_stream_len(want: usize) -> usize {
+    let unit = TLS_REC + 5;
+    match want % unit {
+        0 if want > 0 => want,
+        tail if tail < 6 => want + (6 - tail),
+        _ => want,
+    }
+}
+
 /// Appends bytes `off..off + len` of a stream of application-data records
 /// (`0x17 0x03 0x03 len` + random ciphertext) whose total size is `total`
 /// bytes (headers included). Headers are computed from the offset, the
@@ -320,6 +332,12 @@ pub(crate) fn tls_app_stream(
     rng: &mut Rng,
 ) {
     let unit = TLS_REC + 5;
+    debug_assert_eq!(
+        tls_stream_len(total),
+        total,
+        "use tls_stream_len for the total"
+    );
+    debug_assert!(off + len <= total);
     let mut o = off;
     let end = off + len;
     while o < end {
@@ -343,6 +361,32 @@ pub(crate) fn tls_app_stream(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_stream_len_leaves_room_for_every_record_header() {
+        let unit = TLS_REC + 5;
+        for want in [
+            0,
+            1,
+            5,
+            6,
+            60,
+            unit - 1,
+            unit,
+            unit + 1,
+            unit + 5,
+            unit + 6,
+            3 * unit + 2,
+        ] {
+            let total = tls_stream_len(want);
+            assert!(total >= want && total <= want + 6, "{want} -> {total}");
+            let tail = total % unit;
+            assert!(tail == 0 || tail >= 6, "{want} -> {total}");
+            let mut out = Vec::new();
+            tls_app_stream(&mut out, 0, total, total, &mut Rng::new(1));
+            assert_eq!(out.len(), total);
+        }
+    }
 
     #[test]
     fn client_hello_parses_with_sni() {

@@ -378,7 +378,7 @@ impl TcpApp {
             MsgKind::TlsFlight => rng.range(2000, 6000) as u32,
             MsgKind::TlsFinish => 58,
             MsgKind::TlsAppReq => rng.range(60, 900) as u32,
-            MsgKind::TlsAppResp => response_size(rng),
+            MsgKind::TlsAppResp => app::tls_stream_len(response_size(rng) as usize) as u32,
         };
         m.body = body;
         let mut scratch = std::mem::take(&mut ctx.scratch);
