@@ -312,13 +312,43 @@ fn corrupt_file_keeps_earlier_records_and_fails() {
 }
 
 #[test]
+fn filter_on_a_file_keeps_matches_and_counts_the_rest() {
+    let fx = fixture(10);
+    let out = run(sniffer().arg("-r").arg(&fx.pcap).args([
+        "-f",
+        "src port 40003 or src port 40007",
+        "-o",
+        "jsonl:-",
+    ]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines = jsonl_lines(&String::from_utf8(out.stdout.clone()).unwrap());
+    let ports: Vec<_> = lines.iter().map(|l| l["src_port"].clone()).collect();
+    assert_eq!(ports, [Value::from(40003), Value::from(40007)]);
+    let err = stderr(&out);
+    assert!(err.contains("packets:      2\n"), "{err}");
+    assert!(err.contains("filtered out: 8 "), "{err}");
+
+    // A filter that does not compile is a clear error, not a usage error.
+    let out = run(sniffer()
+        .arg("-r")
+        .arg(&fx.pcap)
+        .args(["-f", "tcp and and"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("bad bpf filter \"tcp and and\""),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn usage_errors_exit_2() {
     let fx = fixture(1);
     // No input at all.
     let out = run(sniffer().args(["-o", "null"]));
     assert_eq!(out.status.code(), Some(2));
-    // A filter needs a live interface.
-    let out = run(sniffer().arg("-r").arg(&fx.pcap).args(["-f", "tcp"]));
+    // A snap length needs a live interface.
+    let out = run(sniffer().arg("-r").arg(&fx.pcap).args(["-s", "96"]));
     assert_eq!(out.status.code(), Some(2));
     // An unknown output kind.
     let out = run(sniffer().arg("-r").arg(&fx.pcap).args(["-o", "parquet:x"]));

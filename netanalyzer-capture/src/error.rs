@@ -89,6 +89,17 @@ pub enum CaptureError {
         /// What libpcap said (e.g. "syntax error").
         source: pcap::Error,
     },
+    /// A BPF filter for a capture file did not compile for one of the
+    /// file's link types.
+    #[error("bad bpf filter {filter:?} for link type {link}: {source}")]
+    OfflineFilter {
+        /// The filter expression as given.
+        filter: String,
+        /// The link type it was compiled for.
+        link: crate::LinkType,
+        /// What libpcap said (e.g. "syntax error").
+        source: pcap::Error,
+    },
     /// A live capture setting is unusable (no interface, a size beyond
     /// what libpcap accepts).
     #[error("invalid live capture config: {reason}")]

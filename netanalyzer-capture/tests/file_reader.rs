@@ -184,3 +184,61 @@ fn every_capture_matches_the_oracle() {
         eprintln!("known deviation: {file}: {n} frame(s): {why}");
     }
 }
+
+/// `set_filter` keeps exactly the frames tcpdump's expression matches: on
+/// generated traffic, "tcp port 80" keeps the untagged TCP segments to or
+/// from port 80 (BPF needs `vlan` to look inside a tag) and counts the rest.
+#[test]
+fn offline_bpf_filter_keeps_matching_frames_only() {
+    use netanalyzer_capture::gen::{self, GenConfig};
+    let mut pcap = Vec::new();
+    let cfg = GenConfig {
+        packets: 5000,
+        ..GenConfig::default()
+    };
+    gen::generate(&cfg, &mut pcap, std::io::sink()).unwrap();
+
+    let read_all = |filter: Option<&str>| {
+        let mut src = FileSource::from_reader(std::io::Cursor::new(pcap.clone())).unwrap();
+        if let Some(f) = filter {
+            src.set_filter(f).unwrap();
+        }
+        let mut rec = PacketRecord::default();
+        let mut out = Vec::new();
+        while src.next_into(&mut rec).unwrap() == SourceEvent::Packet {
+            out.push(rec.clone());
+        }
+        (out, src.filtered(), src.stats())
+    };
+    let (all, none_filtered, _) = read_all(None);
+    assert_eq!(none_filtered, 0);
+    let (kept, filtered, stats) = read_all(Some("tcp port 80"));
+    let expected: Vec<_> = all
+        .iter()
+        .filter(|r| {
+            r.vlan_id.is_none()
+                && r.ip_proto == Some(6)
+                && (r.src_port == Some(80) || r.dst_port == Some(80))
+        })
+        .cloned()
+        .collect();
+    assert!(!expected.is_empty(), "the generator makes HTTP on port 80");
+    assert_eq!(kept, expected);
+    assert_eq!(filtered as usize, all.len() - kept.len());
+    assert_eq!(stats.packets as usize, kept.len());
+}
+
+#[test]
+fn offline_bpf_filter_syntax_error_is_clear() {
+    let mut pcap = Vec::new();
+    let mut w = netanalyzer_capture::PcapWriter::new(&mut pcap).unwrap();
+    w.flush().unwrap();
+    drop(w);
+    let mut src = FileSource::from_reader(std::io::Cursor::new(pcap)).unwrap();
+    let err = src.set_filter("tcp and and port 80").unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with("bad bpf filter \"tcp and and port 80\" for link type ethernet"),
+        "{msg}"
+    );
+}

@@ -61,7 +61,8 @@ struct Cli {
     )]
     interface: Vec<String>,
 
-    /// BPF filter, tcpdump syntax (live capture only).
+    /// BPF filter, tcpdump syntax; for a file, frames that do not match are
+    /// skipped and counted.
     #[arg(short = 'f', long, value_name = "BPF", env = "NETANALYZER_FILTER")]
     filter: Option<String>,
 
@@ -115,11 +116,11 @@ fn main() -> ExitCode {
             return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
         }
     };
-    if cli.read.is_some() && (cli.filter.is_some() || cli.snaplen.is_some()) {
+    if cli.read.is_some() && cli.snaplen.is_some() {
         use clap::{error::ErrorKind, CommandFactory};
         let e = Cli::command().error(
             ErrorKind::ArgumentConflict,
-            "--filter and --snaplen apply to live capture (--interface) only",
+            "--snaplen applies to live capture (--interface) only",
         );
         let _ = e.print();
         return ExitCode::from(2);
@@ -230,6 +231,10 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     }
 
     let stats = input.stats();
+    let filtered = match &input {
+        Input::File(f) if cli.filter.is_some() => Some(f.filtered()),
+        _ => None,
+    };
     let (report, failure) = match result {
         Ok(report) => (Some(report), None),
         Err(PumpError::Source {
@@ -251,7 +256,14 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     };
     eprint!(
         "{}",
-        summary(&stats, elapsed, report.as_ref(), sink.sinks(), &cli.output)
+        summary(
+            &stats,
+            filtered,
+            elapsed,
+            report.as_ref(),
+            sink.sinks(),
+            &cli.output
+        )
     );
     match failure {
         Some(msg) => {
@@ -270,8 +282,12 @@ fn output_error(e: &StoreError) -> String {
 /// messages.
 fn open_input(cli: &Cli) -> Result<(Input, String)> {
     if let Some(path) = &cli.read {
-        let src = FileSource::open(path)
+        let mut src = FileSource::open(path)
             .with_context(|| format!("cannot read capture file {}", path.display()))?;
+        if let Some(expr) = &cli.filter {
+            src.set_filter(expr)
+                .with_context(|| format!("cannot filter {}", path.display()))?;
+        }
         tracing::info!(
             file = %path.display(),
             format = ?src.format(),
@@ -315,6 +331,7 @@ fn progress_bar(input: &Input) -> Option<ProgressBar> {
 /// The end-of-run summary, for standard error.
 fn summary(
     stats: &SourceStats,
+    filtered: Option<u64>,
     elapsed: Duration,
     report: Option<&PumpReport>,
     outputs: &[Output],
@@ -329,6 +346,9 @@ fn summary(
     let mut s = String::from("netanalyzer-sniffer summary:\n");
     let _ = writeln!(s, "  packets:      {}", stats.packets);
     let _ = writeln!(s, "  bytes:        {} (on the wire)", stats.wire_bytes);
+    if let Some(n) = filtered {
+        let _ = writeln!(s, "  filtered out: {n} (did not match --filter)");
+    }
     if stats.parse.malformed_packets == 0 {
         let _ = writeln!(s, "  parse errors: none");
     } else {

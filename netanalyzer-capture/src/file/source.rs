@@ -1,7 +1,7 @@
 //! [`FileSource`]: a capture file as a [`Source`] of parsed records.
 
 use super::{FileFormat, FrameReader, InterfaceInfo};
-use crate::CaptureError;
+use crate::{CaptureError, LinkType};
 use netanalyzer_core::{PacketRecord, Source, SourceEvent, SourceStats};
 use std::fs::File;
 use std::io::Read;
@@ -35,6 +35,42 @@ pub struct FileSource {
     names: Vec<Arc<str>>,
     names_epoch: u64,
     stats: SourceStats,
+    filter: Option<OfflineFilter>,
+}
+
+/// A BPF expression compiled by libpcap once per link type met in the file
+/// (a pcapng file may mix link types).
+struct OfflineFilter {
+    expr: String,
+    programs: Vec<(LinkType, pcap::BpfProgram)>,
+    /// Frames the filter rejected.
+    rejected: u64,
+}
+
+impl OfflineFilter {
+    fn program(&mut self, link: LinkType) -> Result<&pcap::BpfProgram, CaptureError> {
+        let i = match self.programs.iter().position(|(l, _)| *l == link) {
+            Some(i) => i,
+            None => {
+                let prog = compile(&self.expr, link)?;
+                self.programs.push((link, prog));
+                self.programs.len() - 1
+            }
+        };
+        Ok(&self.programs[i].1)
+    }
+}
+
+fn compile(expr: &str, link: LinkType) -> Result<pcap::BpfProgram, CaptureError> {
+    let err = |source| CaptureError::OfflineFilter {
+        filter: expr.to_owned(),
+        link,
+        source,
+    };
+    // The link type is a pcap LINKTYPE_ value; libpcap maps it to its DLT.
+    let link_i32 = i32::try_from(link.0).unwrap_or(i32::MAX);
+    let dead = pcap::Capture::dead(pcap::Linktype(link_i32)).map_err(err)?;
+    dead.compile(expr, true).map_err(err)
 }
 
 impl FileSource {
@@ -64,7 +100,41 @@ impl FileSource {
             names: Vec::new(),
             names_epoch: u64::MAX, // forces a build on the first packet
             stats: SourceStats::default(),
+            filter: None,
         })
+    }
+
+    /// Delivers only the frames that match the BPF expression `expr`
+    /// (tcpdump syntax), as `tcpdump -r FILE EXPR` does. The expression is
+    /// compiled by libpcap for each link type of the file; frames that do
+    /// not match are skipped before parsing and counted in
+    /// [`filtered`](Self::filtered), not in [`Source::stats`].
+    ///
+    /// libpcap's offline matcher sees the captured length as the wire
+    /// length, so `len`-based expressions (`greater N`) judge a snapped
+    /// frame by what was captured.
+    ///
+    /// # Errors
+    /// [`CaptureError::OfflineFilter`] when the expression does not compile
+    /// for a link type already known from the file header. A link type met
+    /// later in a pcapng file is compiled then, and the error ends the read.
+    pub fn set_filter(&mut self, expr: &str) -> Result<(), CaptureError> {
+        let mut f = OfflineFilter {
+            expr: expr.to_owned(),
+            programs: Vec::new(),
+            rejected: 0,
+        };
+        for info in self.reader.interfaces() {
+            f.program(info.link)?;
+        }
+        self.filter = Some(f);
+        Ok(())
+    }
+
+    /// Frames skipped because they did not match [`set_filter`](Self::set_filter)'s
+    /// expression.
+    pub fn filtered(&self) -> u64 {
+        self.filter.as_ref().map_or(0, |f| f.rejected)
     }
 
     /// The container format.
@@ -109,8 +179,17 @@ impl Source for FileSource {
     fn next_into(&mut self, rec: &mut PacketRecord) -> Result<SourceEvent, CaptureError> {
         rec.clear();
         let format = self.reader.format();
-        let Some((frame, ifaces, epoch)) = self.reader.next_with_interfaces()? else {
-            return Ok(SourceEvent::End);
+        let (frame, ifaces, epoch) = loop {
+            let Some((frame, ifaces, epoch)) = self.reader.next_with_interfaces()? else {
+                return Ok(SourceEvent::End);
+            };
+            let Some(f) = self.filter.as_mut() else {
+                break (frame, ifaces, epoch);
+            };
+            if f.program(frame.link)?.filter(frame.data) {
+                break (frame, ifaces, epoch);
+            }
+            f.rejected += 1;
         };
         if epoch != self.names_epoch {
             self.names = names(ifaces, format);
