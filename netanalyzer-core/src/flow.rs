@@ -117,7 +117,13 @@ impl FlowKey {
             )),
             _ if r.arp_op.is_some() => {
                 let (s, d) = (r.eth_src?, r.eth_dst?);
-                Some(FlowKey::new(FlowProto::Arp, FlowAddr::Mac(s), 0, FlowAddr::Mac(d), 0))
+                Some(FlowKey::new(
+                    FlowProto::Arp,
+                    FlowAddr::Mac(s),
+                    0,
+                    FlowAddr::Mac(d),
+                    0,
+                ))
             }
             _ => None,
         }

@@ -47,7 +47,9 @@ impl FromStr for MacAddr {
         let mut out = [0u8; 6];
         let mut parts = s.split([':', '-']);
         for o in out.iter_mut() {
-            let p = parts.next().ok_or_else(|| CoreError::InvalidMac(s.to_owned()))?;
+            let p = parts
+                .next()
+                .ok_or_else(|| CoreError::InvalidMac(s.to_owned()))?;
             if p.len() != 2 {
                 return Err(CoreError::InvalidMac(s.to_owned()));
             }

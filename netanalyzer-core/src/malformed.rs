@@ -184,6 +184,9 @@ mod tests {
         assert_eq!(b.packets, 4);
         assert_eq!(b.malformed_packets, 2);
         assert_eq!(b.get(MalformedKind::TcpTruncated), 2);
-        assert_eq!(b.nonzero().collect::<Vec<_>>(), vec![(MalformedKind::TcpTruncated, 2)]);
+        assert_eq!(
+            b.nonzero().collect::<Vec<_>>(),
+            vec![(MalformedKind::TcpTruncated, 2)]
+        );
     }
 }

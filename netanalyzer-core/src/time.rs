@@ -7,7 +7,9 @@ use std::time::Duration;
 /// Timestamps come from packets (capture time), never from a clock in this
 /// crate. Arithmetic saturates instead of wrapping, because a capture can
 /// hold garbage timestamps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Timestamp(pub u64);
 
@@ -18,7 +20,10 @@ impl Timestamp {
     /// Builds a timestamp from whole seconds and a nanosecond part.
     /// Out-of-range values saturate at `u64::MAX` nanoseconds.
     pub const fn from_secs_nanos(secs: u64, nanos: u32) -> Self {
-        Timestamp(secs.saturating_mul(1_000_000_000).saturating_add(nanos as u64))
+        Timestamp(
+            secs.saturating_mul(1_000_000_000)
+                .saturating_add(nanos as u64),
+        )
     }
 
     /// Builds a timestamp from nanoseconds since the epoch.
@@ -88,6 +93,9 @@ mod tests {
         assert_eq!(Timestamp::from_secs_nanos(u64::MAX, 0).as_nanos(), u64::MAX);
         let a = Timestamp(10);
         assert_eq!(a.saturating_since(Timestamp(20)), Duration::ZERO);
-        assert_eq!(Timestamp(u64::MAX).saturating_add(Duration::from_secs(1)).0, u64::MAX);
+        assert_eq!(
+            Timestamp(u64::MAX).saturating_add(Duration::from_secs(1)).0,
+            u64::MAX
+        );
     }
 }

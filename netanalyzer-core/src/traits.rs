@@ -246,7 +246,11 @@ pub trait Classifier {
     ///
     /// # Errors
     /// As [`Classifier::predict`].
-    fn predict_batch(&self, rows: &[Vec<f64>], out: &mut Vec<Prediction>) -> Result<(), Self::Error> {
+    fn predict_batch(
+        &self,
+        rows: &[Vec<f64>],
+        out: &mut Vec<Prediction>,
+    ) -> Result<(), Self::Error> {
         for r in rows {
             out.push(self.predict(r)?);
         }
