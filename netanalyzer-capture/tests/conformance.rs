@@ -5,12 +5,13 @@
 //! Run with `cargo test -p netanalyzer-capture --test conformance -- --nocapture`
 //! to see the tables. When the corpus folder is missing the test is skipped
 //! with a printed reason, unless `CI=true`, where it fails.
+
+mod support;
 use netanalyzer_capture::FileSource;
 use netanalyzer_core::{PacketRecord, ParseStats, Source, SourceEvent};
 use std::collections::{BTreeMap, HashSet};
-use std::io::Read;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Minimum agreement, per field over the whole corpus.
 const MIN_AGREEMENT: f64 = 0.995;
@@ -137,36 +138,6 @@ fn ours_only_excused(field: &str, r: &PacketRecord, retransmission: bool) -> boo
         .flatten()
         .any(|p| ports.contains(p));
     retransmission || !on_port
-}
-
-fn corpus_dir() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/pcaps");
-    if dir.join("oracle").is_dir() {
-        return Some(dir);
-    }
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    assert!(!ci, "CI=true but the corpus {} is missing", dir.display());
-    println!("skipping conformance: {} not found", dir.display());
-    None
-}
-
-fn read_oracle(dir: &Path, name: &str) -> (String, String) {
-    let oracle = dir.join("oracle");
-    for suffix in [".fields.noreasm.tsv", ".fields.tsv"] {
-        let plain = oracle.join(format!("{name}{suffix}"));
-        if plain.is_file() {
-            return (std::fs::read_to_string(&plain).unwrap(), suffix.to_owned());
-        }
-        let gz = oracle.join(format!("{name}{suffix}.gz"));
-        if gz.is_file() {
-            let mut s = String::new();
-            flate2::read::GzDecoder::new(std::fs::File::open(&gz).unwrap())
-                .read_to_string(&mut s)
-                .unwrap();
-            return (s, format!("{suffix}.gz"));
-        }
-    }
-    panic!("no oracle for {name}");
 }
 
 /// Reads every record of a capture; the error (corrupt file) is returned
@@ -353,7 +324,9 @@ fn field_pair(
 
 #[test]
 fn records_agree_with_tshark() {
-    let Some(dir) = corpus_dir() else { return };
+    let Some(dir) = support::corpus_dir("conformance") else {
+        return;
+    };
     let mut files: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
@@ -371,7 +344,7 @@ fn records_agree_with_tshark() {
     for name in &files {
         let (records, stats, err) = read_records(&dir.join(name));
         total_stats.merge(&stats);
-        let (text, which) = read_oracle(&dir, name);
+        let (text, which) = support::read_oracle(&dir, name, true);
         let mut lines = text.lines();
         let cols: Vec<String> = lines
             .next()
@@ -524,7 +497,9 @@ fn records_agree_with_tshark() {
 #[ignore = "timing; run in release"]
 fn parse_speed_on_corpus() {
     use netanalyzer_capture::{parse::parse_frame, FrameReader, LinkType};
-    let Some(dir) = corpus_dir() else { return };
+    let Some(dir) = support::corpus_dir("conformance") else {
+        return;
+    };
     let mut frames: Vec<(LinkType, u32, Vec<u8>)> = Vec::new();
     for e in std::fs::read_dir(&dir).unwrap() {
         let p = e.unwrap().path();

@@ -9,6 +9,8 @@
 //! Run with `cargo test -p netanalyzer-capture --test differential -- --nocapture`
 //! to see the tables. When the corpus folder is missing the corpus test is
 //! skipped with a printed reason, unless `CI=true`, where it fails.
+
+mod support;
 use etherparse::{
     err::Layer, LaxLinkExtSlice, LaxNetSlice, LaxSlicedPacket, LinkSlice, LinuxSllProtocolType,
     LinuxSllSlice, TransportSlice,
@@ -19,7 +21,7 @@ use netanalyzer_capture::{FrameReader, LinkType};
 use netanalyzer_core::{PacketRecord, ParseStats};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Minimum per-field agreement on the generated capture.
 const MIN_AGREEMENT_GENERATED: f64 = 0.999;
@@ -622,23 +624,11 @@ fn mix(x: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-fn corpus_dir() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/pcaps");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    assert!(!ci, "CI=true but the corpus {} is missing", dir.display());
-    println!(
-        "skipping differential corpus test: {} not found",
-        dir.display()
-    );
-    None
-}
-
 #[test]
 fn differential_corpus() {
-    let Some(dir) = corpus_dir() else { return };
+    let Some(dir) = support::corpus_dir("the differential corpus test") else {
+        return;
+    };
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())

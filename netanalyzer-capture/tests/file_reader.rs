@@ -4,12 +4,12 @@
 //! columns 2-4). Broken files must yield the oracle's packets, then an
 //! error that names the byte offset.
 
-use flate2::read::GzDecoder;
+mod support;
+
 use netanalyzer_capture::{CaptureError, FileSource, FrameReader};
 use netanalyzer_core::{PacketRecord, Source, SourceEvent};
 use std::fs::File;
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Files where this reader knowingly differs from tshark: (file, frames we
 /// return, why).
@@ -20,20 +20,6 @@ const DEVIATIONS: &[(&str, usize, &str)] = &[(
      re-guesses the file as an old pcap variant with 24-byte record headers and shows \
      a garbage 2nd frame (negative timestamp) before failing",
 )];
-
-fn corpus() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/pcaps");
-    if dir.join("MANIFEST.tsv").is_file() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "CI=true but the capture corpus {} is missing",
-        dir.display()
-    );
-    eprintln!("skipping: capture corpus {} not found", dir.display());
-    None
-}
 
 struct Row {
     file: String,
@@ -62,17 +48,7 @@ fn manifest(dir: &Path) -> Vec<Row> {
 
 /// Columns 2-4 (time, len, cap_len) of the oracle's data rows.
 fn oracle(dir: &Path, file: &str) -> Vec<[String; 3]> {
-    let base = dir.join("oracle").join(format!("{file}.fields.tsv"));
-    let mut text = String::new();
-    if base.is_file() {
-        File::open(&base)
-            .unwrap()
-            .read_to_string(&mut text)
-            .unwrap();
-    } else {
-        let gz = File::open(base.with_extension("tsv.gz")).unwrap();
-        GzDecoder::new(gz).read_to_string(&mut text).unwrap();
-    }
+    let (text, _) = support::read_oracle(dir, file, false);
     text.lines()
         .skip(1)
         .filter(|l| !l.is_empty())
@@ -89,7 +65,9 @@ fn fmt_ts(ns: u64) -> String {
 
 #[test]
 fn every_capture_matches_the_oracle() {
-    let Some(dir) = corpus() else { return };
+    let Some(dir) = support::corpus_dir("the file reader corpus test") else {
+        return;
+    };
     let rows = manifest(&dir);
     assert!(!rows.is_empty());
     let (mut files, mut frames_total) = (0, 0);
