@@ -38,16 +38,20 @@ pub struct TlsView<'a> {
     /// The `host_name` of the ClientHello's `server_name` extension, when
     /// it was captured in full, is non-empty and is UTF-8.
     pub sni: Option<&'a str>,
-    /// A length field is impossible (it runs past the structure that holds
-    /// it), the record is longer than TLS allows, or the server name is not
-    /// UTF-8. A ClientHello that is merely cut short is not malformed.
+    /// A length field of the ClientHello is impossible (it runs past the
+    /// structure that holds it), or the server name is not UTF-8. A
+    /// ClientHello that is merely cut short is not malformed.
     pub malformed: bool,
 }
 
 /// Decodes the TLS record at the start of `payload`.
 ///
 /// Returns `None` unless the first five bytes are a plausible record
-/// header (content type 20..=24, major version 3, minor 0..=4). Only the
+/// header (content type 20..=24, major version 3, minor 0..=4, a length
+/// TLS allows: at most 2^14 + 2048). A segment in the middle of a record
+/// stream often starts with ciphertext that looks like a header; the length
+/// check rejects most of those, as tshark treats them as continuation
+/// data rather than a broken record. Only the
 /// first record is looked at; for a ClientHello the walk stops at the
 /// record's end (a hello continued in a second record yields no SNI when
 /// the name lies in the second part).
@@ -58,11 +62,14 @@ pub fn decode(payload: &[u8]) -> Option<TlsView<'_>> {
         return None;
     }
     let record_len = usize::from(u16::from_be_bytes([header[3], header[4]]));
+    if record_len > MAX_RECORD_LEN {
+        return None;
+    }
     let mut view = TlsView {
         content_type,
         is_client_hello: false,
         sni: None,
-        malformed: record_len > MAX_RECORD_LEN,
+        malformed: false,
     };
     if content_type != HANDSHAKE {
         return Some(view);
@@ -340,10 +347,13 @@ mod tests {
         let mut bad = rec.clone();
         bad[ext_len_at + 2 + 4] = 0x7f;
         assert!(decode(&bad).unwrap().malformed);
-        // A record longer than TLS allows.
+        // A "record" longer than TLS allows is no record header at all
+        // (ciphertext at the start of a continuation segment).
         let mut bad = rec.clone();
         bad[3] = 0xff;
-        assert!(decode(&bad).unwrap().malformed);
+        assert_eq!(decode(&bad), None);
+        let continuation = [0x15, 0x03, 0x02, 0xc1, 0x07, 0x9a, 0x33];
+        assert_eq!(decode(&continuation), None);
         // A non-UTF-8 host name.
         let (mut bad, sni_end) = firefox_client_hello("ab");
         bad[sni_end - 1] = 0xff;
