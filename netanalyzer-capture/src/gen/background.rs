@@ -483,12 +483,7 @@ impl TcpApp {
             }
             St::Done => {}
         }
-        if self.st == St::Done {
-            ctx.finish(self.label);
-            true
-        } else {
-            false
-        }
+        ctx.finish_if(self.st == St::Done, self.label)
     }
 }
 
@@ -603,12 +598,7 @@ impl DnsFlow {
         build::pad(frame);
         ctx.account(&mut self.label);
         self.step += 1;
-        if self.step == 2 {
-            ctx.finish(self.label);
-            true
-        } else {
-            false
-        }
+        ctx.finish_if(self.step == 2, self.label)
     }
 }
 
@@ -685,12 +675,7 @@ impl PingFlow {
         build::pad(frame);
         ctx.account(&mut self.label);
         self.step += 1;
-        if self.step == 2 * self.count {
-            ctx.finish(self.label);
-            true
-        } else {
-            false
-        }
+        ctx.finish_if(self.step == 2 * self.count, self.label)
     }
 }
 

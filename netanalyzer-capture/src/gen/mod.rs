@@ -380,6 +380,16 @@ impl Ctx {
             self.done.push(label);
         }
     }
+
+    /// Hands over the flow when `done`; returns `done` (a flow's "finished"
+    /// answer to the scheduler).
+    #[inline]
+    pub(crate) fn finish_if(&mut self, done: bool, label: FlowLabel) -> bool {
+        if done {
+            self.finish(label);
+        }
+        done
+    }
 }
 
 /// One generated frame, borrowed from the generator.
