@@ -49,6 +49,10 @@ pub enum StoreError {
         /// What is wrong, for a human.
         reason: &'static str,
     },
+    // -- wire variants (wire/) --
+    // -- transport variants (transport/) --
+    // -- pg variants (pg/) --
+    // -- server variants (server/) --
 }
 
 impl StoreError {

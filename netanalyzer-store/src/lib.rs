@@ -1,5 +1,5 @@
-//! Record outputs for netanalyzer (and later the msgpack transport,
-//! PostgreSQL sinks and the ingest server).
+//! Storage and transport for netanalyzer: record outputs, the msgpack
+//! batch transport, the PostgreSQL store and the ingest server.
 //!
 //! Every output is a [`Sink<PacketRecord>`](netanalyzer_core::Sink):
 //!
@@ -12,6 +12,17 @@
 //! - [`Tee`]: fans one stream out to several sinks.
 //! - [`OutputSpec`]: the command-line form (`jsonl:PATH`, `jsonl:-`,
 //!   `csv:DIR`, `null`) that builds an [`Output`].
+//!
+//! The modules below carry batches from a sensor to PostgreSQL:
+//!
+//! - [`wire`]: the versioned msgpack (or JSON) batch envelope, optionally
+//!   zstd-compressed; encoder and validating decoder.
+//! - [`transport`]: the sensor side, an HTTP sink with batching, retries
+//!   and a bounded on-disk spool.
+//! - [`pg`]: the PostgreSQL side, migrations, partitions, binary COPY with
+//!   exactly-once batch bookkeeping, and an embedded cluster manager.
+//! - [`server`]: the ingest server (axum) that decodes, authenticates and
+//!   hands batches to writer threads.
 //!
 //! ```
 //! use netanalyzer_core::{PacketRecord, Sink};
@@ -30,6 +41,10 @@
 
 mod error;
 mod output;
+pub mod pg;
+pub mod server;
+pub mod transport;
+pub mod wire;
 
 pub use error::StoreError;
 pub use output::{

@@ -1,0 +1,1 @@
+//! The PostgreSQL store: migrations, partitions, binary COPY, embedded cluster.

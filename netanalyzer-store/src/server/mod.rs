@@ -1,0 +1,1 @@
+//! The ingest server: HTTP in, writer threads out.

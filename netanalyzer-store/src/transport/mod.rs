@@ -1,0 +1,1 @@
+//! The sensor side of the transport: HTTP sink, retries, on-disk spool.

@@ -1,0 +1,1 @@
+//! The batch wire format: a versioned msgpack (or JSON) envelope.
