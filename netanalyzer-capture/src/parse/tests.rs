@@ -567,6 +567,14 @@ fn http_request_on_any_port() {
 }
 
 #[test]
+fn nul_in_http_host_is_escaped() {
+    // PostgreSQL text cannot hold NUL: the record must never carry one.
+    let req = b"GET / HTTP/1.1\r\nHost: evil\0.example\r\n\r\n";
+    let (r, _) = parse(LinkType::IPV4, &ipv4(6, &tcp(40000, 80, 0x18, req)));
+    assert_eq!(r.http_host.as_deref(), Some("evil\\000.example"));
+}
+
+#[test]
 fn tls_client_hello_sni() {
     let host = b"www.example.com";
     let mut sni_ext = vec![0, 0];

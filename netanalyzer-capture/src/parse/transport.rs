@@ -82,7 +82,7 @@ fn tcp(cx: &mut Ctx<'_>, d: &[u8]) -> LayerResult {
     if let Some(tls) = app::tls::decode(payload) {
         cx.rec.protocol = Protocol::Tls;
         if let Some(sni) = tls.sni {
-            cx.rec.tls_sni = Some(sni.to_owned());
+            cx.rec.tls_sni = Some(owned_text(sni));
         }
         if tls.malformed && !cx.snapped {
             return Err(MalformedKind::TlsBad);
@@ -93,6 +93,19 @@ fn tcp(cx: &mut Ctx<'_>, d: &[u8]) -> LayerResult {
     Ok(())
 }
 
+/// Copies a decoded text field into the record, writing a NUL byte as
+/// `\\000` (tshark's escape). Records travel to PostgreSQL, whose `text`
+/// cannot hold NUL: a hostile SNI or Host header must not make a whole
+/// batch unstorable. (HTTP methods and paths cannot contain control bytes;
+/// DNS names are escaped by their decoder.)
+fn owned_text(s: &str) -> String {
+    if s.contains('\0') {
+        s.replace('\0', "\\000")
+    } else {
+        s.to_owned()
+    }
+}
+
 /// Fills the HTTP fields from a request; a response only names the protocol.
 fn http(cx: &mut Ctx<'_>, payload: &[u8]) {
     if let Some(req) = app::http::decode_request(payload) {
@@ -100,7 +113,7 @@ fn http(cx: &mut Ctx<'_>, payload: &[u8]) {
         rec.protocol = Protocol::Http;
         rec.http_method = Some(req.method.to_owned());
         rec.http_path = Some(req.path.to_owned());
-        rec.http_host = req.host.map(str::to_owned);
+        rec.http_host = req.host.map(owned_text);
     } else if app::http::is_response(payload) {
         cx.rec.protocol = Protocol::Http;
     }
