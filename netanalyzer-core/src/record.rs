@@ -137,9 +137,13 @@ pub struct PacketRecord {
     // --- IP layer (outermost header) ---
     /// 4 or 6.
     pub ip_version: Option<u8>,
-    /// IP source address.
+    /// IP source address. A string (`"10.0.0.1"`, `"::1"`) in
+    /// human-readable formats (JSON), 4 or 16 raw bytes in binary ones
+    /// (msgpack `bin`).
+    #[serde(default, with = "ip_wire")]
     pub src_ip: Option<IpAddr>,
-    /// IP destination address.
+    /// IP destination address, encoded as `src_ip`.
+    #[serde(default, with = "ip_wire")]
     pub dst_ip: Option<IpAddr>,
     /// Transport protocol number, after IPv6 extension headers.
     pub ip_proto: Option<u8>,
@@ -239,6 +243,70 @@ impl PacketRecord {
     /// The capture time.
     pub fn timestamp(&self) -> Timestamp {
         Timestamp(self.ts_ns)
+    }
+}
+
+/// `Option<IpAddr>` as a string in human-readable formats and as 4 or 16
+/// bytes in binary ones (serde's own binary form is an enum, which other
+/// msgpack tools would have to know about).
+mod ip_wire {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::fmt;
+    use std::net::IpAddr;
+
+    struct Ip(IpAddr);
+
+    impl Serialize for Ip {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            if s.is_human_readable() {
+                self.0.serialize(s)
+            } else {
+                match self.0 {
+                    IpAddr::V4(a) => s.serialize_bytes(&a.octets()),
+                    IpAddr::V6(a) => s.serialize_bytes(&a.octets()),
+                }
+            }
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Ip {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl serde::de::Visitor<'_> for V {
+                type Value = Ip;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("an IP address as a string, or 4 or 16 bytes")
+                }
+                fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Ip, E> {
+                    v.parse().map(Ip).map_err(E::custom)
+                }
+                fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Ip, E> {
+                    if let Ok(b) = <[u8; 4]>::try_from(v) {
+                        Ok(Ip(IpAddr::from(b)))
+                    } else if let Ok(b) = <[u8; 16]>::try_from(v) {
+                        Ok(Ip(IpAddr::from(b)))
+                    } else {
+                        Err(E::invalid_length(v.len(), &self))
+                    }
+                }
+            }
+            if d.is_human_readable() {
+                IpAddr::deserialize(d).map(Ip)
+            } else {
+                d.deserialize_bytes(V)
+            }
+        }
+    }
+
+    pub(super) fn serialize<S: Serializer>(ip: &Option<IpAddr>, s: S) -> Result<S::Ok, S::Error> {
+        match ip {
+            Some(ip) => s.serialize_some(&Ip(*ip)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<IpAddr>, D::Error> {
+        Option::<Ip>::deserialize(d).map(|o| o.map(|ip| ip.0))
     }
 }
 
