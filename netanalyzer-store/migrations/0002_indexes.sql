@@ -1,0 +1,13 @@
+-- netanalyzer schema, version 2: the index every partition carries.
+--
+-- BRIN on ts, defined on the partitioned table so every partition (the live
+-- one included) has it: it costs binary COPY about 7% and narrows any time
+-- range query to the block ranges that hold it (packets arrive in time
+-- order, so ts correlates with the physical order).
+--
+-- The btree indexes (src_ip), (dst_ip), (protocol, ts) are NOT defined here:
+-- maintain() builds them on each partition once its day is over ("closed"),
+-- in one sort, instead of maintaining them row by row while the flood is
+-- being written (together they cut COPY throughput to about a third).
+-- Measurements and reasoning: docs/schema.md (benches/src/bin/pg_index_cost.rs).
+CREATE INDEX raw_packets_ts_brin ON raw_packets USING brin (ts);
