@@ -1,8 +1,10 @@
 //! The HTTP transport against a scripted HTTP/1.1 server on loopback:
 //! batching, keep-alive, outages with spool and replay, Retry-After,
 //! restarts, the spool-full policies, drain timeout, corrupt segments and
-//! fatal answers. Records carry their index in `ts_ns`, so the server's log
-//! proves no loss and no duplicates.
+//! fatal answers, and several requests in flight (`senders`). Records carry
+//! their index in `ts_ns`, so the server's log proves no loss and no
+//! duplicates. Tests of strict order set `senders = 1`; with K senders the
+//! order is only guaranteed within a window of K ([`assert_window`]).
 
 use netanalyzer_core::{PacketRecord, Protocol, Sink};
 use netanalyzer_store::transport::testing::{Reply, ScriptedServer, ServerLog};
@@ -53,6 +55,24 @@ fn stored_ids(log: &ServerLog) -> BTreeSet<u64> {
     ids
 }
 
+/// With `k` senders, replay starts oldest first and completes reordered
+/// within a window of `k`: the i-th batch the server stored is at most the
+/// (i + k)-th oldest. `order` lists the send order (oldest first) as
+/// (stream, seq).
+fn assert_window(log: &ServerLog, order: &[(u64, u64)], k: usize) {
+    assert_eq!(log.stored.len(), order.len());
+    for (i, b) in log.stored.iter().enumerate() {
+        let rank = order
+            .iter()
+            .position(|&o| o == (b.stream_id, b.seq))
+            .unwrap();
+        assert!(
+            rank < i + k,
+            "stored #{i} is the {rank}th oldest batch, beyond a window of {k}"
+        );
+    }
+}
+
 fn all(n: u64) -> BTreeSet<u64> {
     (0..n).collect()
 }
@@ -75,7 +95,9 @@ fn files_in(dir: &Path) -> usize {
 fn batches_at_n_records_over_one_connection() {
     let server = ScriptedServer::start();
     let spool = tempfile::tempdir().unwrap();
-    let mut sink = HttpSink::new(config(&server, spool.path(), 100)).unwrap();
+    let mut cfg = config(&server, spool.path(), 100);
+    cfg.senders = 1; // strict order, one connection
+    let mut sink = HttpSink::new(cfg).unwrap();
     write_range(&mut sink, 0..1000);
     sink.close().unwrap();
 
@@ -141,10 +163,21 @@ fn batches_at_t_on_tick_and_in_write() {
 
 #[test]
 fn outage_spools_and_replays_in_order() {
+    outage_spools_and_replays(1);
+}
+
+#[test]
+fn outage_spools_and_replays_oldest_first_with_two_senders() {
+    outage_spools_and_replays(2);
+}
+
+fn outage_spools_and_replays(senders: usize) {
     let mut server = ScriptedServer::start();
     server.down();
     let spool = tempfile::tempdir().unwrap();
-    let mut sink = HttpSink::new(config(&server, spool.path(), 50)).unwrap();
+    let mut cfg = config(&server, spool.path(), 50);
+    cfg.senders = senders;
+    let mut sink = HttpSink::new(cfg).unwrap();
     write_range(&mut sink, 0..500);
     sink.flush().unwrap();
     // Everything ends up on disk while the server is unreachable.
@@ -165,7 +198,13 @@ fn outage_spools_and_replays_in_order() {
     let log = server.log();
     assert_eq!(stored_ids(&log), all(600));
     let seqs: Vec<u64> = log.stored.iter().map(|b| b.seq).collect();
-    assert_eq!(seqs, (0..12).collect::<Vec<_>>(), "replayed in order");
+    if senders == 1 {
+        assert_eq!(seqs, (0..12).collect::<Vec<_>>(), "replayed in order");
+    }
+    let stream = sink.stream_id();
+    let order: Vec<(u64, u64)> = (0..12).map(|s| (stream, s)).collect();
+    assert_window(&log, &order, senders);
+    assert_eq!(log.duplicates, 0, "no batch sent twice");
     let st = sink.stats();
     assert_eq!((st.records_acked, st.spool_batches), (600, 0));
     assert!(segments(spool.path()).is_empty());
@@ -198,6 +237,7 @@ fn restart_sends_the_old_segments_first() {
     let spool = tempfile::tempdir().unwrap();
     let mut cfg = config(&server, spool.path(), 100);
     cfg.drain_timeout = Duration::from_millis(300);
+    cfg.senders = 1; // strict order
     let mut first = HttpSink::new(cfg.clone()).unwrap();
     let old_stream = first.stream_id();
     write_range(&mut first, 0..300);
@@ -245,6 +285,9 @@ fn a_resent_batch_is_harmless() {
     let spool = tempfile::tempdir().unwrap();
     let mut cfg = config(&server, spool.path(), 10);
     cfg.drain_timeout = Duration::from_millis(200);
+    // One sender: the test damages segments by position, so batch i must
+    // be segment i (with K senders, order holds only within K).
+    cfg.senders = 1;
     let mut first = HttpSink::new(cfg.clone()).unwrap();
     write_range(&mut first, 0..10);
     assert!(first.close().is_err());
@@ -378,6 +421,9 @@ fn corrupt_segments_are_quarantined() {
     let spool = tempfile::tempdir().unwrap();
     let mut cfg = config(&server, spool.path(), 10);
     cfg.drain_timeout = Duration::from_millis(200);
+    // One sender: the test damages segments by position, so batch i must
+    // be segment i (with K senders, order holds only within K).
+    cfg.senders = 1;
     let mut first = HttpSink::new(cfg.clone()).unwrap();
     write_range(&mut first, 0..40);
     assert!(first.close().is_err());
@@ -453,7 +499,85 @@ fn bad_request_moves_the_batch_aside() {
     assert_eq!((st.rejected_batches, st.rejected_records), (1, 10));
     assert_eq!(st.records_acked, 20);
     assert_eq!(files_in(&spool.path().join("rejected")), 1);
-    assert_eq!(stored_ids(&server.log()), (10..30).collect());
+    // With two senders, either of the first two batches may reach the
+    // server first and get the 400.
+    let log = server.log();
+    let ids = stored_ids(&log);
+    assert_eq!(ids.len(), 20);
+    let missing: Vec<u64> = all(30).difference(&ids).copied().collect();
+    assert!(
+        missing == (0..10).collect::<Vec<_>>() || missing == (10..20).collect::<Vec<_>>(),
+        "{missing:?}"
+    );
+}
+
+#[test]
+fn k_senders_keep_k_requests_in_flight() {
+    for k in [1, 2, 4] {
+        let server = ScriptedServer::start();
+        server.set_delay(Duration::from_millis(150));
+        let spool = tempfile::tempdir().unwrap();
+        let mut cfg = config(&server, spool.path(), 10);
+        cfg.senders = k;
+        let mut sink = HttpSink::new(cfg).unwrap();
+        write_range(&mut sink, 0..120);
+        sink.close().unwrap();
+        // Each answer takes 150 ms, so the senders overlap: the server saw
+        // exactly k requests at once (a gauge, not a timing).
+        assert_eq!(server.max_concurrent(), k, "senders = {k}");
+        // One keep-alive connection per sender, shared agent.
+        assert!(
+            server.connections() <= k,
+            "{} connections",
+            server.connections()
+        );
+        let log = server.log();
+        assert_eq!(stored_ids(&log), all(120));
+        assert_eq!(log.duplicates, 0);
+    }
+}
+
+#[test]
+fn four_senders_outage_and_restart_deliver_every_record_once() {
+    let mut server = ScriptedServer::start();
+    server.set_delay(Duration::from_millis(20));
+    let spool = tempfile::tempdir().unwrap();
+    let mut cfg = config(&server, spool.path(), 50);
+    cfg.senders = 4;
+    cfg.drain_timeout = Duration::from_millis(500);
+    let mut first = HttpSink::new(cfg.clone()).unwrap();
+    write_range(&mut first, 0..1000);
+    // The outage starts with requests in flight: some are stored but
+    // their acknowledgement is lost.
+    assert!(server.wait_for(Duration::from_secs(10), |l| l.stored.len() >= 5));
+    server.down();
+    write_range(&mut first, 1000..2000);
+    let remaining = match first.close() {
+        Err(StoreError::DrainTimeout {
+            remaining_records, ..
+        }) => remaining_records,
+        other => panic!("{other:?}"),
+    };
+    let st = first.stats();
+    assert_eq!(st.records_acked + remaining, 2000, "{st:?}");
+    assert!(remaining > 0);
+    drop(first);
+
+    server.up();
+    server.reset_max_concurrent();
+    cfg.drain_timeout = Duration::from_secs(10);
+    let mut second = HttpSink::new(cfg).unwrap();
+    write_range(&mut second, 2000..2500);
+    second.close().unwrap();
+    let st = second.stats();
+    assert_eq!(st.records_acked, remaining + 500, "{st:?}");
+    assert_eq!((st.spool_batches, st.queue_depth), (0, 0));
+    assert!(segments(spool.path()).is_empty());
+    let log = server.log();
+    assert_eq!(stored_ids(&log), all(2500), "every record exactly once");
+    // Only a batch whose acknowledgement the outage cut is sent again.
+    assert!(log.duplicates <= 4, "{} duplicates", log.duplicates);
+    assert!(server.max_concurrent() >= 2, "the replay ran in parallel");
 }
 
 /// `cargo test --release -p netanalyzer-store --test transport -- --ignored

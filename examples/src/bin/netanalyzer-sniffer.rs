@@ -40,7 +40,8 @@ prints the summary; a second Ctrl-C quits at once (status 130).
 
 With --server URL, records are sent in batches to URL/ingest_packets. Batches
 the server does not take (down, busy) wait in the spool directory and are
-sent, in order, when it answers again, also after a restart of the sniffer.
+sent, oldest first, when it answers again, also after a restart of the
+sniffer. Up to --senders requests are in flight at once.
 At the end the sniffer waits until the server has acknowledged every record;
 it gives up when nothing was acknowledged for --drain-timeout seconds.
 Without -o, --server writes no local output; -o csv:DIR keeps a local copy.
@@ -203,6 +204,18 @@ struct Cli {
         default_value_t = 60
     )]
     drain_timeout: u64,
+
+    /// HTTP requests to the server in flight at once (sender threads, one
+    /// keep-alive connection each). The server acknowledges a batch only
+    /// after its database commit; 2 overlaps sending with committing.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "NETANALYZER_SENDERS",
+        default_value_t = 2,
+        value_parser = clap::value_parser!(u64).range(1..=64)
+    )]
+    senders: u64,
 
     /// Compression of the batches sent.
     #[arg(
@@ -461,6 +474,7 @@ fn open_server(cli: &Cli, url: &str, mailbox: &Arc<Mailbox>) -> Result<Dest> {
         .parse::<SpoolFullPolicy>()
         .context("--spool-full")?;
     cfg.drain_timeout = Duration::from_secs(cli.drain_timeout);
+    cfg.senders = usize::try_from(cli.senders).unwrap_or(2);
     cfg.compression = match cli.compress.as_str() {
         "none" => Compression::None,
         _ => Compression::Zstd(3),

@@ -154,6 +154,7 @@ impl EmbeddedPostgres {
             .map_err(|e| embedded(format!("create {}: {e}", data.display())))?;
         if self.as_postgres {
             let (uid, gid) = postgres_ids()?;
+            check_reachable(&data, uid)?;
             chown(&data, uid, gid)?;
         }
         set_mode(&data, 0o700)?;
@@ -461,6 +462,36 @@ fn is_root() -> bool {
 }
 
 /// The uid and gid of the `postgres` user.
+/// Checks that the `postgres` user (`uid`) can enter every directory above
+/// `data`: a clear error instead of initdb's "permission denied" when the
+/// data directory is under e.g. `/root` (mode 0700).
+fn check_reachable(data: &Path, uid: u32) -> Result<(), StoreError> {
+    use std::os::unix::fs::MetadataExt;
+    let abs = std::path::absolute(data).unwrap_or_else(|_| data.to_path_buf());
+    for dir in abs.ancestors().skip(1) {
+        let Ok(md) = fs::metadata(dir) else { continue };
+        let mode = md.mode();
+        let ok = if md.uid() == uid {
+            mode & 0o100 != 0
+        } else {
+            // Group membership is not looked up: other's x bit, or the
+            // group's for a group-owned dir, is what usually lets it in.
+            mode & 0o001 != 0
+        };
+        if !ok {
+            return Err(embedded(format!(
+                "the `postgres` user that runs the embedded cluster cannot enter {} (mode {:o}); \
+                 choose a --data-dir outside it (the default for root is /var/lib/netanalyzer/postgres) \
+                 or allow it in (chmod o+x {})",
+                dir.display(),
+                mode & 0o7777,
+                dir.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn postgres_ids() -> Result<(u32, u32), StoreError> {
     let id = |flag: &str| -> Result<u32, StoreError> {
         let out = Command::new("id")

@@ -3,14 +3,12 @@
 use super::partition::{day_of_ts_ns, ensure_partition_days};
 use super::pg_err;
 use crate::StoreError;
-use bytes::{BufMut, BytesMut};
 use netanalyzer_core::{MacAddr, PacketBatch, PacketRecord};
-use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::error::SqlState;
-use postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use postgres::{Client, Statement, Transaction};
 use std::collections::HashSet;
-use std::error::Error;
+use std::io::Write;
+use std::net::IpAddr;
 
 /// The columns of `raw_packets`, in table (and COPY) order.
 pub const RAW_PACKETS_COLUMNS: [&str; 34] = [
@@ -50,43 +48,49 @@ pub const RAW_PACKETS_COLUMNS: [&str; 34] = [
     "protocol",
 ];
 
-/// The PostgreSQL type of each column of [`RAW_PACKETS_COLUMNS`].
-const COLUMN_TYPES: [Type; 34] = [
-    Type::TIMESTAMPTZ, // ts
-    Type::INT2,        // ts_ns_rem
-    Type::TEXT,        // sensor_id
-    Type::TEXT,        // iface
-    Type::INT8,        // wire_len
-    Type::INT8,        // cap_len
-    Type::MACADDR,     // eth_src
-    Type::MACADDR,     // eth_dst
-    Type::INT4,        // vlan_id
-    Type::INT4,        // ether_type
-    Type::INT2,        // ip_version
-    Type::INET,        // src_ip
-    Type::INET,        // dst_ip
-    Type::INT2,        // ip_proto
-    Type::INT2,        // ttl
-    Type::BOOL,        // is_fragment
-    Type::INT4,        // src_port
-    Type::INT4,        // dst_port
-    Type::INT4,        // tcp_flags
-    Type::INT8,        // tcp_seq
-    Type::INT8,        // tcp_ack
-    Type::INT4,        // tcp_window
-    Type::INT8,        // payload_len
-    Type::INT2,        // icmp_type
-    Type::INT2,        // icmp_code
-    Type::INT4,        // arp_op
-    Type::TEXT,        // dns_qname
-    Type::INT4,        // dns_qtype
-    Type::BOOL,        // dns_is_response
-    Type::TEXT,        // http_method
-    Type::TEXT,        // http_host
-    Type::TEXT,        // http_path
-    Type::TEXT,        // tls_sni
-    Type::TEXT,        // protocol
-];
+/// The PostgreSQL type of each column of [`RAW_PACKETS_COLUMNS`] (what
+/// [`encode_row`] writes; its test checks the bytes against the driver's
+/// own encoding of these types).
+#[cfg(test)]
+const COLUMN_TYPES: [postgres::types::Type; 34] = {
+    use postgres::types::Type;
+    [
+        Type::TIMESTAMPTZ, // ts
+        Type::INT2,        // ts_ns_rem
+        Type::TEXT,        // sensor_id
+        Type::TEXT,        // iface
+        Type::INT8,        // wire_len
+        Type::INT8,        // cap_len
+        Type::MACADDR,     // eth_src
+        Type::MACADDR,     // eth_dst
+        Type::INT4,        // vlan_id
+        Type::INT4,        // ether_type
+        Type::INT2,        // ip_version
+        Type::INET,        // src_ip
+        Type::INET,        // dst_ip
+        Type::INT2,        // ip_proto
+        Type::INT2,        // ttl
+        Type::BOOL,        // is_fragment
+        Type::INT4,        // src_port
+        Type::INT4,        // dst_port
+        Type::INT4,        // tcp_flags
+        Type::INT8,        // tcp_seq
+        Type::INT8,        // tcp_ack
+        Type::INT4,        // tcp_window
+        Type::INT8,        // payload_len
+        Type::INT2,        // icmp_type
+        Type::INT2,        // icmp_code
+        Type::INT4,        // arp_op
+        Type::TEXT,        // dns_qname
+        Type::INT4,        // dns_qtype
+        Type::BOOL,        // dns_is_response
+        Type::TEXT,        // http_method
+        Type::TEXT,        // http_host
+        Type::TEXT,        // http_path
+        Type::TEXT,        // tls_sni
+        Type::TEXT,        // protocol
+    ]
+};
 
 const COPY_SQL: &str = "COPY raw_packets (ts, ts_ns_rem, sensor_id, iface, wire_len, cap_len, \
     eth_src, eth_dst, vlan_id, ether_type, ip_version, src_ip, dst_ip, ip_proto, ttl, \
@@ -99,36 +103,6 @@ const INSERT_BATCH_SQL: &str = "INSERT INTO ingest_batches (sensor_id, stream_id
 
 /// Microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
 const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
-
-/// A `timestamptz` in its binary form: microseconds since 2000-01-01 UTC.
-#[derive(Debug, Clone, Copy)]
-struct PgTimestamp(i64);
-
-impl ToSql for PgTimestamp {
-    fn to_sql(&self, _: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
-        out.put_i64(self.0);
-        Ok(IsNull::No)
-    }
-    fn accepts(ty: &Type) -> bool {
-        *ty == Type::TIMESTAMPTZ
-    }
-    to_sql_checked!();
-}
-
-/// A `macaddr` in its binary form: the six octets.
-#[derive(Debug, Clone, Copy)]
-struct PgMac(MacAddr);
-
-impl ToSql for PgMac {
-    fn to_sql(&self, _: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
-        out.put_slice(&self.0.octets());
-        Ok(IsNull::No)
-    }
-    fn accepts(ty: &Type) -> bool {
-        *ty == Type::MACADDR
-    }
-    to_sql_checked!();
-}
 
 /// What [`PacketWriter::write_batch`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,6 +128,8 @@ pub struct PacketWriter {
     missing_days: Vec<i64>,
     copy_stmt: Option<Statement>,
     insert_stmt: Option<Statement>,
+    /// The encoded rows of the COPY in progress, reused between batches.
+    copy_buf: Vec<u8>,
 }
 
 impl std::fmt::Debug for PacketWriter {
@@ -175,6 +151,7 @@ impl PacketWriter {
             missing_days: Vec::new(),
             copy_stmt: None,
             insert_stmt: None,
+            copy_buf: Vec::new(),
         }
     }
 
@@ -218,6 +195,7 @@ impl PacketWriter {
             seq,
             count,
         };
+        check_text_lengths(&batch.sensor_id, &batch.records)?;
         self.with_partitions(&batch.records, |w| {
             w.write_once(&key, &batch.sensor_id, &batch.records)
         })
@@ -237,11 +215,12 @@ impl PacketWriter {
         sensor_id: &str,
         records: &[PacketRecord],
     ) -> Result<u64, StoreError> {
+        check_text_lengths(sensor_id, records)?;
         let outcome = self.with_partitions(records, |w| {
-            let copy = w.copy_statement()?;
-            let mut tx = w.client.transaction()?;
-            let rows = copy_rows(&mut tx, &copy, sensor_id, records)?;
-            tx.commit()?;
+            let copy = w.copy_statement().map_err(db)?;
+            let mut tx = w.client.transaction().map_err(db)?;
+            let rows = copy_rows(&mut tx, &copy, sensor_id, records, &mut w.copy_buf)?;
+            tx.commit().map_err(db)?;
             Ok(WriteOutcome::Inserted { rows })
         })?;
         Ok(match outcome {
@@ -276,18 +255,20 @@ impl PacketWriter {
         mut op: F,
     ) -> Result<WriteOutcome, StoreError>
     where
-        F: FnMut(&mut Self) -> Result<WriteOutcome, postgres::Error>,
+        F: FnMut(&mut Self) -> Result<WriteOutcome, StoreError>,
     {
         for attempt in 0..2 {
             self.ensure_days(records)?;
             match op(self) {
                 Ok(outcome) => return Ok(outcome),
-                Err(e) if attempt == 0 && e.code() == Some(&SqlState::CHECK_VIOLATION) => {
+                Err(StoreError::Postgres { source, .. })
+                    if attempt == 0 && source.code() == Some(&SqlState::CHECK_VIOLATION) =>
+                {
                     // "no partition of relation raw_packets found for row"
-                    tracing::warn!(error = %e, "partition missing, recreating");
+                    tracing::warn!(error = %source, "partition missing, recreating");
                     self.known_days.clear();
                 }
-                Err(e) => return Err(pg_err("write raw_packets")(e)),
+                Err(e) => return Err(e),
             }
         }
         unreachable!("the loop returns on its second attempt")
@@ -338,20 +319,22 @@ impl PacketWriter {
         key: &BatchKey<'_>,
         sensor_id: &str,
         records: &[PacketRecord],
-    ) -> Result<WriteOutcome, postgres::Error> {
-        let insert = self.insert_statement()?;
-        let copy = self.copy_statement()?;
-        let mut tx = self.client.transaction()?;
-        let fresh = tx.execute(
-            &insert,
-            &[&key.sensor_id, &key.stream_id, &key.seq, &key.count],
-        )?;
+    ) -> Result<WriteOutcome, StoreError> {
+        let insert = self.insert_statement().map_err(db)?;
+        let copy = self.copy_statement().map_err(db)?;
+        let mut tx = self.client.transaction().map_err(db)?;
+        let fresh = tx
+            .execute(
+                &insert,
+                &[&key.sensor_id, &key.stream_id, &key.seq, &key.count],
+            )
+            .map_err(db)?;
         if fresh == 0 {
-            tx.rollback()?;
+            tx.rollback().map_err(db)?;
             return Ok(WriteOutcome::Duplicate);
         }
-        let rows = copy_rows(&mut tx, &copy, sensor_id, records)?;
-        tx.commit()?;
+        let rows = copy_rows(&mut tx, &copy, sensor_id, records, &mut self.copy_buf)?;
+        tx.commit().map_err(db)?;
         Ok(WriteOutcome::Inserted { rows })
     }
 }
@@ -364,83 +347,334 @@ struct BatchKey<'a> {
     count: i32,
 }
 
-/// Binary-COPYs `records` into `raw_packets` inside `tx`.
+/// Bytes of encoded rows gathered before they are handed to the driver:
+/// one driver call (and one CopyData message) per chunk instead of one
+/// per row.
+const COPY_CHUNK: usize = 256 << 10;
+
+/// The binary COPY signature, flags (0) and header extension length (0).
+const COPY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+
+/// Binary-COPYs `records` into `raw_packets` inside `tx`, encoding the
+/// rows (PostgreSQL's binary COPY format, the columns of
+/// [`RAW_PACKETS_COLUMNS`]) into `buf`, which is reused between batches.
 fn copy_rows(
     tx: &mut Transaction<'_>,
     copy: &Statement,
     sensor_id: &str,
     records: &[PacketRecord],
-) -> Result<u64, postgres::Error> {
-    let sink = tx.copy_in(copy)?;
-    let mut w = BinaryCopyInWriter::new(sink, &COLUMN_TYPES);
+    buf: &mut Vec<u8>,
+) -> Result<u64, StoreError> {
+    let mut w = tx.copy_in(copy).map_err(db)?;
+    buf.clear();
+    buf.extend_from_slice(COPY_HEADER);
     for r in records {
-        // All values live on the stack; the writer encodes them into its
-        // own reused buffer.
-        let ts = PgTimestamp((r.ts_ns / 1000) as i64 - PG_EPOCH_OFFSET_US);
-        let ts_ns_rem = (r.ts_ns % 1000) as i16;
-        let iface = r.iface.as_deref();
-        let wire_len = i64::from(r.wire_len);
-        let cap_len = i64::from(r.cap_len);
-        let eth_src = r.eth_src.map(PgMac);
-        let eth_dst = r.eth_dst.map(PgMac);
-        let vlan_id = r.vlan_id.map(i32::from);
-        let ether_type = r.ether_type.map(i32::from);
-        let ip_version = r.ip_version.map(i16::from);
-        let ip_proto = r.ip_proto.map(i16::from);
-        let ttl = r.ttl.map(i16::from);
-        let src_port = r.src_port.map(i32::from);
-        let dst_port = r.dst_port.map(i32::from);
-        let tcp_flags = r.tcp_flags.map(i32::from);
-        let tcp_seq = r.tcp_seq.map(i64::from);
-        let tcp_ack = r.tcp_ack.map(i64::from);
-        let tcp_window = r.tcp_window.map(i32::from);
-        let payload_len = r.payload_len.map(i64::from);
-        let icmp_type = r.icmp_type.map(i16::from);
-        let icmp_code = r.icmp_code.map(i16::from);
-        let arp_op = r.arp_op.map(i32::from);
-        let dns_qname = r.dns_qname.as_deref();
-        let dns_qtype = r.dns_qtype.map(i32::from);
-        let http_method = r.http_method.as_deref();
-        let http_host = r.http_host.as_deref();
-        let http_path = r.http_path.as_deref();
-        let tls_sni = r.tls_sni.as_deref();
-        let protocol = r.protocol.as_str();
-        w.write(&[
-            &ts,
-            &ts_ns_rem,
-            &sensor_id,
-            &iface,
-            &wire_len,
-            &cap_len,
-            &eth_src,
-            &eth_dst,
-            &vlan_id,
-            &ether_type,
-            &ip_version,
-            &r.src_ip,
-            &r.dst_ip,
-            &ip_proto,
-            &ttl,
-            &r.is_fragment,
-            &src_port,
-            &dst_port,
-            &tcp_flags,
-            &tcp_seq,
-            &tcp_ack,
-            &tcp_window,
-            &payload_len,
-            &icmp_type,
-            &icmp_code,
-            &arp_op,
-            &dns_qname,
-            &dns_qtype,
-            &r.dns_is_response,
-            &http_method,
-            &http_host,
-            &http_path,
-            &tls_sni,
-            &protocol,
-        ])?;
+        encode_row(buf, sensor_id, r);
+        if buf.len() >= COPY_CHUNK {
+            send_chunk(&mut w, buf)?;
+        }
     }
-    w.finish()
+    buf.extend_from_slice(&(-1i16).to_be_bytes());
+    send_chunk(&mut w, buf)?;
+    w.finish().map_err(db)
+}
+
+/// What a failed write was doing.
+const COPY_CONTEXT: &str = "write raw_packets";
+
+/// A driver error of the write path.
+fn db(source: postgres::Error) -> StoreError {
+    pg_err(COPY_CONTEXT)(source)
+}
+
+/// Hands `buf` to the driver and sends it as one CopyData message.
+fn send_chunk(w: &mut postgres::CopyInWriter<'_>, buf: &mut Vec<u8>) -> Result<(), StoreError> {
+    let sent = w.write_all(buf).and_then(|()| w.flush());
+    buf.clear();
+    sent.map_err(|e| {
+        // The writer wraps the driver's error in an io::Error: unwrap it.
+        if e.get_ref().is_some_and(|i| i.is::<postgres::Error>()) {
+            if let Some(Ok(source)) = e.into_inner().map(|i| i.downcast::<postgres::Error>()) {
+                return StoreError::Postgres {
+                    context: COPY_CONTEXT,
+                    source: *source,
+                };
+            }
+            unreachable!("checked to be a postgres::Error just above");
+        }
+        StoreError::Write {
+            path: "raw_packets (COPY)".into(),
+            source: e,
+        }
+    })
+}
+
+/// Number of columns of a row, as the row header says.
+const COLUMNS: i16 = RAW_PACKETS_COLUMNS.len() as i16;
+
+/// Appends one row in binary COPY format. Every value is widened to a
+/// PostgreSQL type that holds it (no unsigned types there).
+fn encode_row(buf: &mut Vec<u8>, sensor_id: &str, r: &PacketRecord) {
+    buf.extend_from_slice(&COLUMNS.to_be_bytes());
+    // Microseconds since 2000-01-01 and the nanosecond remainder.
+    put_i64(buf, (r.ts_ns / 1000) as i64 - PG_EPOCH_OFFSET_US);
+    put_i16(buf, (r.ts_ns % 1000) as i16);
+    put_text(buf, Some(sensor_id));
+    put_text(buf, r.iface.as_deref());
+    put_i64(buf, i64::from(r.wire_len));
+    put_i64(buf, i64::from(r.cap_len));
+    put_mac(buf, r.eth_src);
+    put_mac(buf, r.eth_dst);
+    opt(buf, r.vlan_id, |b, v| put_i32(b, i32::from(v)));
+    opt(buf, r.ether_type, |b, v| put_i32(b, i32::from(v)));
+    opt(buf, r.ip_version, |b, v| put_i16(b, i16::from(v)));
+    put_inet(buf, r.src_ip);
+    put_inet(buf, r.dst_ip);
+    opt(buf, r.ip_proto, |b, v| put_i16(b, i16::from(v)));
+    opt(buf, r.ttl, |b, v| put_i16(b, i16::from(v)));
+    opt(buf, r.is_fragment, put_bool);
+    opt(buf, r.src_port, |b, v| put_i32(b, i32::from(v)));
+    opt(buf, r.dst_port, |b, v| put_i32(b, i32::from(v)));
+    opt(buf, r.tcp_flags, |b, v| put_i32(b, i32::from(v)));
+    opt(buf, r.tcp_seq, |b, v| put_i64(b, i64::from(v)));
+    opt(buf, r.tcp_ack, |b, v| put_i64(b, i64::from(v)));
+    opt(buf, r.tcp_window, |b, v| put_i32(b, i32::from(v)));
+    opt(buf, r.payload_len, |b, v| put_i64(b, i64::from(v)));
+    opt(buf, r.icmp_type, |b, v| put_i16(b, i16::from(v)));
+    opt(buf, r.icmp_code, |b, v| put_i16(b, i16::from(v)));
+    opt(buf, r.arp_op, |b, v| put_i32(b, i32::from(v)));
+    put_text(buf, r.dns_qname.as_deref());
+    opt(buf, r.dns_qtype, |b, v| put_i32(b, i32::from(v)));
+    opt(buf, r.dns_is_response, put_bool);
+    put_text(buf, r.http_method.as_deref());
+    put_text(buf, r.http_host.as_deref());
+    put_text(buf, r.http_path.as_deref());
+    put_text(buf, r.tls_sni.as_deref());
+    put_text(buf, Some(r.protocol.as_str()));
+}
+
+/// A NULL field: length -1, no bytes.
+fn put_null(buf: &mut Vec<u8>) {
+    buf.extend_from_slice(&(-1i32).to_be_bytes());
+}
+
+fn opt<T>(buf: &mut Vec<u8>, v: Option<T>, put: impl FnOnce(&mut Vec<u8>, T)) {
+    match v {
+        Some(v) => put(buf, v),
+        None => put_null(buf),
+    }
+}
+
+fn put_i16(buf: &mut Vec<u8>, v: i16) {
+    buf.extend_from_slice(&2i32.to_be_bytes());
+    buf.extend_from_slice(&v.to_be_bytes());
+}
+
+fn put_i32(buf: &mut Vec<u8>, v: i32) {
+    buf.extend_from_slice(&4i32.to_be_bytes());
+    buf.extend_from_slice(&v.to_be_bytes());
+}
+
+fn put_i64(buf: &mut Vec<u8>, v: i64) {
+    buf.extend_from_slice(&8i32.to_be_bytes());
+    buf.extend_from_slice(&v.to_be_bytes());
+}
+
+fn put_bool(buf: &mut Vec<u8>, v: bool) {
+    buf.extend_from_slice(&1i32.to_be_bytes());
+    buf.push(u8::from(v));
+}
+
+/// `text`: the UTF-8 bytes. Callers keep strings under `i32::MAX` bytes
+/// (checked by [`check_text_lengths`]).
+fn put_text(buf: &mut Vec<u8>, v: Option<&str>) {
+    let Some(s) = v else {
+        return put_null(buf);
+    };
+    let len = i32::try_from(s.len()).unwrap_or(i32::MAX);
+    buf.extend_from_slice(&len.to_be_bytes());
+    buf.extend_from_slice(s.as_bytes());
+}
+
+/// `macaddr`: the six octets.
+fn put_mac(buf: &mut Vec<u8>, v: Option<MacAddr>) {
+    let Some(m) = v else {
+        return put_null(buf);
+    };
+    buf.extend_from_slice(&6i32.to_be_bytes());
+    buf.extend_from_slice(&m.octets());
+}
+
+/// `inet`: family (2 = IPv4, 3 = IPv6), prefix bits, is_cidr (0),
+/// address length, address.
+fn put_inet(buf: &mut Vec<u8>, v: Option<IpAddr>) {
+    match v {
+        None => put_null(buf),
+        Some(IpAddr::V4(a)) => {
+            buf.extend_from_slice(&8i32.to_be_bytes());
+            buf.extend_from_slice(&[2, 32, 0, 4]);
+            buf.extend_from_slice(&a.octets());
+        }
+        Some(IpAddr::V6(a)) => {
+            buf.extend_from_slice(&20i32.to_be_bytes());
+            buf.extend_from_slice(&[3, 128, 0, 16]);
+            buf.extend_from_slice(&a.octets());
+        }
+    }
+}
+
+/// Refuses a record string PostgreSQL's protocol cannot carry (over
+/// `i32::MAX` bytes): [`StoreError::ColumnOutOfRange`] with its length.
+fn check_text_lengths(sensor_id: &str, records: &[PacketRecord]) -> Result<(), StoreError> {
+    const MAX: usize = i32::MAX as usize;
+    if sensor_id.len() > MAX {
+        return Err(StoreError::ColumnOutOfRange {
+            column: "raw_packets.sensor_id",
+            value: sensor_id.len() as u64,
+        });
+    }
+    for r in records {
+        for (column, s) in [
+            ("raw_packets.iface", r.iface.as_deref()),
+            ("raw_packets.dns_qname", r.dns_qname.as_deref()),
+            ("raw_packets.http_method", r.http_method.as_deref()),
+            ("raw_packets.http_host", r.http_host.as_deref()),
+            ("raw_packets.http_path", r.http_path.as_deref()),
+            ("raw_packets.tls_sni", r.tls_sni.as_deref()),
+        ] {
+            if let Some(s) = s.filter(|s| s.len() > MAX) {
+                return Err(StoreError::ColumnOutOfRange {
+                    column,
+                    value: s.len() as u64,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::BytesMut;
+    use netanalyzer_core::Protocol;
+    use postgres::types::{IsNull, ToSql};
+
+    /// The driver's encoding of one value of type `ty`.
+    fn driver(v: &dyn ToSql, ty: &postgres::types::Type) -> Option<Vec<u8>> {
+        let mut b = BytesMut::new();
+        match v.to_sql_checked(ty, &mut b).unwrap() {
+            IsNull::Yes => None,
+            IsNull::No => Some(b.to_vec()),
+        }
+    }
+
+    /// The fields of one encoded row.
+    fn fields(mut row: &[u8]) -> Vec<Option<Vec<u8>>> {
+        let n = i16::from_be_bytes([row[0], row[1]]);
+        row = &row[2..];
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let len = i32::from_be_bytes(row[..4].try_into().unwrap());
+            row = &row[4..];
+            if len < 0 {
+                out.push(None);
+            } else {
+                out.push(Some(row[..len as usize].to_vec()));
+                row = &row[len as usize..];
+            }
+        }
+        assert!(row.is_empty());
+        out
+    }
+
+    #[test]
+    fn rows_equal_the_driver_encoding() {
+        let full = PacketRecord {
+            ts_ns: 1_700_000_000_123_456_789,
+            iface: Some("eth0".into()),
+            wire_len: u32::MAX,
+            cap_len: 60,
+            eth_src: Some(MacAddr([1, 2, 3, 4, 5, 6])),
+            eth_dst: Some(MacAddr([0xff; 6])),
+            vlan_id: Some(4095),
+            ether_type: Some(0x86dd),
+            ip_version: Some(6),
+            src_ip: Some("2001:db8::1".parse().unwrap()),
+            dst_ip: Some("10.0.0.1".parse().unwrap()),
+            ip_proto: Some(255),
+            ttl: Some(255),
+            is_fragment: Some(true),
+            src_port: Some(65535),
+            dst_port: Some(0),
+            tcp_flags: Some(0x1ff),
+            tcp_seq: Some(u32::MAX),
+            tcp_ack: Some(1),
+            tcp_window: Some(65535),
+            payload_len: Some(u32::MAX),
+            icmp_type: Some(8),
+            icmp_code: Some(0),
+            arp_op: Some(2),
+            dns_qname: Some("exämple.org".into()),
+            dns_qtype: Some(65535),
+            dns_is_response: Some(false),
+            http_method: Some("GET".into()),
+            http_host: Some(String::new()),
+            http_path: Some("/'; DROP TABLE x; --".into()),
+            tls_sni: Some("a.b".into()),
+            protocol: Protocol::Icmpv6,
+        };
+        for r in [full, PacketRecord::default()] {
+            let mut buf = Vec::new();
+            encode_row(&mut buf, "s-1", &r);
+            let ts = (r.ts_ns / 1000) as i64 - PG_EPOCH_OFFSET_US;
+            let rem = (r.ts_ns % 1000) as i16;
+            let mac = |m: Option<MacAddr>| m.map(|m| m.octets().to_vec());
+            let t = &COLUMN_TYPES;
+            let want: Vec<Option<Vec<u8>>> = vec![
+                driver(&ts, &postgres::types::Type::INT8),
+                driver(&rem, &t[1]),
+                driver(&"s-1", &t[2]),
+                driver(&r.iface.as_deref(), &t[3]),
+                driver(&i64::from(r.wire_len), &t[4]),
+                driver(&i64::from(r.cap_len), &t[5]),
+                mac(r.eth_src),
+                mac(r.eth_dst),
+                driver(&r.vlan_id.map(i32::from), &t[8]),
+                driver(&r.ether_type.map(i32::from), &t[9]),
+                driver(&r.ip_version.map(i16::from), &t[10]),
+                driver(&r.src_ip, &t[11]),
+                driver(&r.dst_ip, &t[12]),
+                driver(&r.ip_proto.map(i16::from), &t[13]),
+                driver(&r.ttl.map(i16::from), &t[14]),
+                driver(&r.is_fragment, &t[15]),
+                driver(&r.src_port.map(i32::from), &t[16]),
+                driver(&r.dst_port.map(i32::from), &t[17]),
+                driver(&r.tcp_flags.map(i32::from), &t[18]),
+                driver(&r.tcp_seq.map(i64::from), &t[19]),
+                driver(&r.tcp_ack.map(i64::from), &t[20]),
+                driver(&r.tcp_window.map(i32::from), &t[21]),
+                driver(&r.payload_len.map(i64::from), &t[22]),
+                driver(&r.icmp_type.map(i16::from), &t[23]),
+                driver(&r.icmp_code.map(i16::from), &t[24]),
+                driver(&r.arp_op.map(i32::from), &t[25]),
+                driver(&r.dns_qname.as_deref(), &t[26]),
+                driver(&r.dns_qtype.map(i32::from), &t[27]),
+                driver(&r.dns_is_response, &t[28]),
+                driver(&r.http_method.as_deref(), &t[29]),
+                driver(&r.http_host.as_deref(), &t[30]),
+                driver(&r.http_path.as_deref(), &t[31]),
+                driver(&r.tls_sni.as_deref(), &t[32]),
+                driver(&r.protocol.as_str(), &t[33]),
+            ];
+            assert_eq!(want.len(), RAW_PACKETS_COLUMNS.len());
+            assert_eq!(fields(&buf), want, "{r:?}");
+        }
+    }
+
+    #[test]
+    fn header_is_the_binary_copy_signature() {
+        assert_eq!(&COPY_HEADER[..11], b"PGCOPY\n\xff\r\n\0");
+        assert_eq!(COPY_HEADER.len(), 19);
+    }
 }

@@ -8,12 +8,12 @@
 //! # Data path
 //!
 //! ```text
-//!  capture thread                         sender thread (one ureq Agent, keep-alive)
-//!  write() ─► BatchEncoder ─seal─► bounded channel (queue_batches) ─► POST ─► 2xx: acked
+//!  capture thread                          sender threads (`senders`, one shared ureq Agent, keep-alive)
+//!  write() ─► BatchEncoder ─seal─► bounded channel (queue_batches) ─► POST ×K ─► 2xx: acked
 //!                              │                                     │
 //!                              └─► spool (segment files) ◄──────────┘ retryable failure
 //!                                         │
-//!                                         └────── replay, oldest first ─► POST
+//!                                         └── replay, claims oldest first ─► POST ×K
 //! ```
 //!
 //! - The capture thread calls [`Sink::write`]; the record is appended to the
@@ -25,14 +25,28 @@
 //! - A sealed batch goes to the channel **only when the spool is empty**
 //!   and the channel has room. Otherwise it is appended to the spool, so
 //!   batches stay in order and the capture thread never blocks on HTTP.
-//! - The sender thread takes batches from the channel first (they are
-//!   always older than anything in the spool), then from the spool head.
-//!   On a retryable failure of a batch from memory, that batch and
-//!   everything still in the channel are *prepended* to the spool, keeping
-//!   the order; the sender then retries the spool head with exponential
-//!   backoff and full jitter (100 ms doubling to 5 s, `Retry-After` of a
-//!   429/503 honoured, capped at 60 s). When the spool is empty again,
-//!   batches flow straight through the channel.
+//! - [`HttpSinkConfig::senders`] threads (K, default 2) share the channel
+//!   (multi-consumer) and one agent, so up to K requests are in flight: the
+//!   server acknowledges only after its database commit, and one request
+//!   at a time would leave the sensor idle during each commit and the
+//!   server's writers idle during each upload.
+//! - Each sender takes batches from the channel first (they are always
+//!   older than anything in the spool), then *claims* the oldest spool
+//!   segment no other sender holds, so no segment is ever sent twice at
+//!   once. On a retryable failure of a batch from memory, that sender
+//!   *prepends* its batch and everything still in the channel to the spool,
+//!   keeping the order; batches other senders hold end normally
+//!   (acknowledged, or prepended by their own sender). A sender whose
+//!   spooled batch fails releases its claim, so that segment is the next
+//!   one claimed. Each sender backs off on its own, exponentially with full
+//!   jitter (100 ms doubling to 5 s); a `Retry-After` of a 429/503 (capped
+//!   at 60 s) pauses every sender. When the spool is empty again, batches
+//!   flow straight through the channel.
+//! - **Order.** With one sender, batches are acknowledged in seq order and
+//!   the spool is replayed strictly in order. With K senders, requests
+//!   still *start* in that order (replay begins with the oldest segment),
+//!   but they complete, and reach the server, reordered within a window of
+//!   K batches. The server's exactly-once check does not depend on order.
 //!
 //! # Server answers
 //!
@@ -41,7 +55,7 @@
 //! | 2xx | acknowledged; `{"status":"duplicate"}` is counted in [`TransportStats::batches_duplicate`] |
 //! | connection error, timeout, 408, 429, 5xx (503) | retry with backoff; the batch waits in the spool |
 //! | 400, 413, 415 | the batch can never succeed: moved to `<spool>/rejected/`, its records counted in [`TransportStats::rejected_records`], one error logged |
-//! | 401, 403 | fatal: the batch stays in the spool, the sender stops, the next `write`/`tick`/`close` returns [`StoreError::Rejected`] |
+//! | 401, 403 | fatal: the batch stays in the spool, every sender stops (requests already in flight end normally), the next `write`/`tick`/`close` returns [`StoreError::Rejected`] |
 //! | any other | retried like a 5xx, with a warning |
 //!
 //! # The spool
@@ -55,11 +69,11 @@
 //! never sent and never fatal.
 //!
 //! The spool is bounded by [`HttpSinkConfig::spool_max_bytes`] (a single
-//! batch is always accepted into an empty spool; batches the sender puts
-//! back from memory may exceed the bound by at most `queue_batches + 1`
-//! batches, they were already accepted). When a new batch does not fit:
+//! batch is always accepted into an empty spool; batches the senders put
+//! back from memory may exceed the bound by at most `queue_batches +
+//! senders` batches, they were already accepted). When a new batch does not fit:
 //!
-//! - [`SpoolFullPolicy::Block`]: `write()` blocks until the sender frees
+//! - [`SpoolFullPolicy::Block`]: `write()` blocks until the senders free
 //!   space. For live capture this pushes back to libpcap, whose buffer
 //!   overflows and is counted as kernel drops.
 //! - [`SpoolFullPolicy::DropNewest`]: the new batch is dropped, its records
@@ -76,7 +90,7 @@
 //! [`Sink::close`] seals the last batch and waits until the channel and the
 //! spool are empty, i.e. every batch was acknowledged (or rejected). If no
 //! batch is acknowledged for [`HttpSinkConfig::drain_timeout`], it stops
-//! the sender (after its current request, bounded by
+//! the senders (after their current requests, bounded by
 //! [`HttpSinkConfig::request_timeout`]), moves what is still in memory to
 //! the spool, and returns [`StoreError::DrainTimeout`] with the exact
 //! remaining record and batch counts. Dropping a sink without closing it
@@ -183,6 +197,15 @@ pub struct HttpSinkConfig {
     /// Sealed batches held in memory for the sender. Default 4; beyond
     /// that, batches go to the spool.
     pub queue_batches: usize,
+    /// Sender threads, i.e. HTTP requests in flight at once (each keeps
+    /// one keep-alive connection). Default 2, at least 1. The server
+    /// acknowledges a batch only after its database commit, so with one
+    /// request in flight the sensor waits idle during every commit and
+    /// the server's writers during every upload; 2 overlaps them. More
+    /// helps only when the server has more writers than that. With K
+    /// senders, acknowledgements (and a replayed spool) may come back
+    /// reordered within a window of K batches.
+    pub senders: usize,
 }
 
 impl HttpSinkConfig {
@@ -205,6 +228,7 @@ impl HttpSinkConfig {
             drain_timeout: Duration::from_secs(60),
             request_timeout: Duration::from_secs(30),
             queue_batches: 4,
+            senders: 2,
         }
     }
 
@@ -277,16 +301,18 @@ impl Fatal {
     }
 }
 
-/// State shared by the capture side and the sender thread.
+/// State shared by the capture side and the sender threads.
 struct State {
     spool: spool::Spool,
     stats: TransportStats,
-    /// Batches in the channel or in the sender's hand.
+    /// Batches in the channel or in a sender's hand.
     pending_mem: usize,
     fatal: Option<Fatal>,
     shutdown: bool,
     /// Last acknowledgement (or start).
     last_ack: Instant,
+    /// No sender starts a request before this (a `Retry-After`).
+    pause_until: Option<Instant>,
     last_drop_warn: Option<Instant>,
     reject_logged: bool,
 }
@@ -336,7 +362,7 @@ pub struct HttpSink {
     tx: Sender<EncodedBatch>,
     rx: Receiver<EncodedBatch>,
     shared: Arc<Shared>,
-    thread: Option<JoinHandle<()>>,
+    threads: Vec<JoinHandle<()>>,
     closed: bool,
 }
 
@@ -353,10 +379,11 @@ impl fmt::Debug for HttpSink {
 
 impl HttpSink {
     /// Opens the spool (segments left by an earlier run are sent first),
-    /// starts the sender thread and a new stream.
+    /// starts the sender threads and a new stream.
     ///
     /// # Errors
-    /// [`StoreError::InvalidSetting`] for a zero batch size or queue,
+    /// [`StoreError::InvalidSetting`] for a zero batch size, queue or
+    /// sender count,
     /// [`StoreError::Spool`] when the spool directory cannot be created or
     /// read, [`StoreError::Http`] when the URL is not `http://` or
     /// `https://`.
@@ -370,6 +397,12 @@ impl HttpSink {
         if cfg.queue_batches == 0 {
             return Err(StoreError::InvalidSetting {
                 name: "queue_batches",
+                reason: "must be at least 1",
+            });
+        }
+        if cfg.senders == 0 {
+            return Err(StoreError::InvalidSetting {
+                name: "senders",
                 reason: "must be at least 1",
             });
         }
@@ -402,6 +435,7 @@ impl HttpSink {
                 fatal: None,
                 shutdown: false,
                 last_ack: Instant::now(),
+                pause_until: None,
                 last_drop_warn: None,
                 reject_logged: false,
             }),
@@ -409,14 +443,29 @@ impl HttpSink {
             fatal: AtomicBool::new(false),
         });
         let (tx, rx) = crossbeam_channel::bounded(cfg.queue_batches);
-        let sender = sender::SenderThread::new(&cfg, rx.clone(), Arc::clone(&shared));
-        let thread = std::thread::Builder::new()
-            .name("netanalyzer-http-sender".into())
-            .spawn(move || sender.run())
-            .map_err(|e| StoreError::Http {
-                url: cfg.ingest_url(),
-                detail: format!("cannot start the sender thread: {e}"),
-            })?;
+        let agent = sender::agent(&cfg);
+        let mut threads = Vec::with_capacity(cfg.senders);
+        for i in 0..cfg.senders {
+            let sender =
+                sender::SenderThread::new(&cfg, agent.clone(), rx.clone(), Arc::clone(&shared));
+            match std::thread::Builder::new()
+                .name(format!("netanalyzer-http-sender-{i}"))
+                .spawn(move || sender.run())
+            {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    shared.lock().shutdown = true;
+                    shared.cond.notify_all();
+                    for t in threads {
+                        let _ = t.join();
+                    }
+                    return Err(StoreError::Http {
+                        url: cfg.ingest_url(),
+                        detail: format!("cannot start a sender thread: {e}"),
+                    });
+                }
+            }
+        }
         Ok(HttpSink {
             encoder: BatchEncoder::new(&cfg.sensor_id, stream_id, cfg.compression),
             cfg,
@@ -428,7 +477,7 @@ impl HttpSink {
             tx,
             rx,
             shared,
-            thread: Some(thread),
+            threads,
             closed: false,
         })
     }
@@ -559,19 +608,25 @@ impl HttpSink {
         self.sensor_stats.dropped_records = st.stats.dropped_records;
     }
 
-    /// Stops the sender (after its current request) and moves every batch
-    /// still in memory to the spool, keeping the order.
-    fn stop_and_spool(&mut self) -> Result<(), StoreError> {
+    /// Stops the senders (after their current requests) and waits for
+    /// them.
+    fn stop_senders(&mut self) {
         {
             let mut st = self.shared.lock();
             st.shutdown = true;
             self.shared.cond.notify_all();
         }
-        if let Some(t) = self.thread.take() {
+        for t in self.threads.drain(..) {
             if t.join().is_err() {
-                tracing::error!("the http sender thread panicked");
+                tracing::error!("an http sender thread panicked");
             }
         }
+    }
+
+    /// Stops the senders (after their current requests) and moves every
+    /// batch still in memory to the spool, keeping the order.
+    fn stop_and_spool(&mut self) -> Result<(), StoreError> {
+        self.stop_senders();
         // Channel batches are older than anything in the spool; the open
         // batch is the newest of all.
         let left: Vec<EncodedBatch> = self.rx.try_iter().collect();
@@ -714,10 +769,8 @@ impl Drop for HttpSink {
             if let Err(e) = self.stop_and_spool() {
                 tracing::error!("http sink dropped without close: {e}");
             }
-        } else if let Some(t) = self.thread.take() {
-            self.shared.lock().shutdown = true;
-            self.shared.cond.notify_all();
-            let _ = t.join();
+        } else {
+            self.stop_senders();
         }
     }
 }

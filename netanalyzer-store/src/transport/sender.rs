@@ -1,6 +1,8 @@
-//! The sender thread: one ureq agent (keep-alive), the channel first, then
-//! the spool head; backoff with full jitter; answers classified as in the
-//! module docs.
+//! The sender threads: `senders` of them share one ureq agent (keep-alive,
+//! one connection each) and the channel. Each takes the channel first,
+//! then claims the oldest unclaimed spool segment; backoff with full jitter
+//! per thread, a `Retry-After` pauses them all; answers classified as in
+//! the module docs.
 
 use super::spool::{self, ReadError};
 use super::{Fatal, HttpSinkConfig, Shared, State};
@@ -73,19 +75,26 @@ pub(crate) struct SenderThread {
     backoff: Backoff,
 }
 
+/// The agent every sender thread shares (clones share one connection
+/// pool): keep-alive, up to `senders` idle connections kept open.
+pub(crate) fn agent(cfg: &HttpSinkConfig) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(cfg.request_timeout))
+        .user_agent(concat!("netanalyzer-sensor/", env!("CARGO_PKG_VERSION")))
+        .max_idle_connections_per_host(cfg.senders)
+        .max_idle_connections(cfg.senders.max(10))
+        .build()
+        .into()
+}
+
 impl SenderThread {
     pub(crate) fn new(
         cfg: &HttpSinkConfig,
+        agent: ureq::Agent,
         rx: Receiver<EncodedBatch>,
         shared: Arc<Shared>,
     ) -> Self {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(cfg.request_timeout))
-            .user_agent(concat!("netanalyzer-sensor/", env!("CARGO_PKG_VERSION")))
-            .max_idle_connections_per_host(1)
-            .build()
-            .into();
         SenderThread {
             agent,
             url: cfg.ingest_url(),
@@ -98,7 +107,7 @@ impl SenderThread {
 
     pub(crate) fn run(mut self) {
         loop {
-            {
+            let pause = {
                 let mut st = self.shared.lock();
                 if st.fatal.is_some() {
                     // Stop sending; wait for close/drop.
@@ -109,6 +118,14 @@ impl SenderThread {
                 if st.shutdown {
                     return;
                 }
+                st.pause_until
+                    .and_then(|t| t.checked_duration_since(Instant::now()))
+            };
+            // A `Retry-After` holds back every sender, not only the one
+            // that got it.
+            if let Some(d) = pause {
+                self.wait(d);
+                continue;
             }
             // Memory first: it is always older than the spool.
             match self.rx.try_recv() {
@@ -119,8 +136,8 @@ impl SenderThread {
                 Err(TryRecvError::Disconnected) => return,
                 Err(TryRecvError::Empty) => {}
             }
-            let head = self.shared.lock().spool.head().cloned();
-            if let Some(seg) = head {
+            let claimed = self.shared.lock().spool.claim();
+            if let Some(seg) = claimed {
                 self.deliver_seg(seg);
                 continue;
             }
@@ -152,9 +169,7 @@ impl SenderThread {
                 }
             }
             Outcome::Retry { why, after } => {
-                st.stats.retries += 1;
-                st.stats.last_error = Some(why.clone());
-                tracing::debug!(error = %why, "batch not delivered, spooling it");
+                retrying(&mut st, why, after);
                 self.put_back(&mut st, b);
                 drop(st);
                 shared.cond.notify_all();
@@ -171,7 +186,8 @@ impl SenderThread {
     }
 
     /// Puts `b` and everything in the channel at the front of the spool,
-    /// in order.
+    /// in order. Batches other senders hold end normally (acknowledged, or
+    /// put back at the front by their own sender).
     fn put_back(&self, st: &mut MutexGuard<'_, State>, b: EncodedBatch) {
         let mut all = vec![b];
         all.extend(self.rx.try_iter());
@@ -197,7 +213,7 @@ impl SenderThread {
         }
     }
 
-    /// Sends the spool head.
+    /// Sends a segment this sender claimed.
     fn deliver_seg(&mut self, seg: spool::Segment) {
         let b = match spool::read_segment(&seg.path) {
             Ok(b) => b,
@@ -205,7 +221,7 @@ impl SenderThread {
                 let mut st = self.shared.lock();
                 tracing::warn!(segment = %seg.path.display(), "corrupt spool segment moved aside: {why}");
                 st.stats.corrupt_segments += 1;
-                if let Err(e) = st.spool.move_head("corrupt") {
+                if let Err(e) = st.spool.move_aside(seg.counter, "corrupt") {
                     self.fail_spool(&mut st, e);
                 }
                 self.shared.cond.notify_all();
@@ -214,11 +230,13 @@ impl SenderThread {
             Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mut st = self.shared.lock();
                 tracing::warn!(segment = %seg.path.display(), "spool segment vanished");
-                st.spool.pop_head();
+                st.spool.forget(seg.counter);
+                self.shared.cond.notify_all();
                 return;
             }
             Err(ReadError::Io(e)) => {
                 let mut st = self.shared.lock();
+                st.spool.release(seg.counter);
                 let err = crate::StoreError::Spool {
                     path: seg.path.clone(),
                     source: e,
@@ -233,27 +251,29 @@ impl SenderThread {
         match outcome {
             Outcome::Acked { duplicate } => {
                 acked(&mut st, &b, duplicate);
-                if let Err(e) = st.spool.remove_head() {
+                if let Err(e) = st.spool.remove(seg.counter) {
                     self.fail_spool(&mut st, e);
                 }
                 self.backoff.reset();
             }
             Outcome::Reject { status, reason } => {
                 rejected(&mut st, &b, status, &reason);
-                if let Err(e) = st.spool.move_head("rejected") {
+                if let Err(e) = st.spool.move_aside(seg.counter, "rejected") {
                     self.fail_spool(&mut st, e);
                 }
             }
             Outcome::Retry { why, after } => {
-                st.stats.retries += 1;
-                st.stats.last_error = Some(why.clone());
-                tracing::debug!(error = %why, "spooled batch not delivered, will retry");
+                retrying(&mut st, why, after);
+                // The oldest unclaimed again: the next claim takes it.
+                st.spool.release(seg.counter);
                 drop(st);
+                shared.cond.notify_all();
                 self.sleep(after);
                 return;
             }
             Outcome::Fatal { status, reason } => {
                 tracing::error!(status, %reason, "the server refused this sensor; stopping");
+                st.spool.release(seg.counter);
                 shared.set_fatal(&mut st, Fatal::Rejected { status, reason });
             }
         }
@@ -275,13 +295,18 @@ impl SenderThread {
         );
     }
 
-    /// Sleeps the next backoff delay (at least `after`), waking early on
-    /// shutdown.
+    /// Sleeps this sender's next backoff delay (at least `after`), waking
+    /// early on shutdown.
     fn sleep(&mut self, after: Option<Duration>) {
         let mut d = self.backoff.next_delay();
         if let Some(a) = after {
             d = d.max(a.min(RETRY_AFTER_CAP));
         }
+        self.wait(d);
+    }
+
+    /// Waits `d`, waking early on shutdown.
+    fn wait(&self, d: Duration) {
         let deadline = Instant::now() + d;
         let mut st = self.shared.lock();
         loop {
@@ -331,6 +356,17 @@ impl SenderThread {
             .read_to_string()
             .unwrap_or_default();
         classify(status, &text, after)
+    }
+}
+
+/// Counts a retryable failure; a `Retry-After` pauses every sender.
+fn retrying(st: &mut State, why: String, after: Option<Duration>) {
+    tracing::debug!(error = %why, "batch not delivered, will retry");
+    st.stats.retries += 1;
+    st.stats.last_error = Some(why);
+    if let Some(a) = after {
+        let until = Instant::now() + a.min(RETRY_AFTER_CAP);
+        st.pause_until = Some(st.pause_until.map_or(until, |t| t.max(until)));
     }
 }
 

@@ -7,6 +7,15 @@
 //! existing one (it is older than anything spooled meanwhile). A fresh spool
 //! starts at [`BASE`], leaving room for prepends.
 //!
+//! Several sender threads replay the spool at once. Each *claims* the
+//! oldest segment no other sender holds ([`Spool::claim`]); on an
+//! acknowledgement it removes that very segment, on a rejection it moves it
+//! aside, on a retryable failure it releases the claim so the segment is
+//! the first one claimed again. So no segment is ever sent twice at the
+//! same time, and replay starts oldest first; with K senders the
+//! acknowledgements may come back reordered within a window of K segments.
+//! Claims live in memory only.
+//!
 //! Every file is written under a temporary name, fsynced, renamed, and the
 //! directory fsynced: a crash leaves either the whole segment or a
 //! `*.tmp` file that the next open deletes.
@@ -57,6 +66,8 @@ pub(crate) struct Segment {
     pub(crate) count: u32,
     /// File size.
     pub(crate) bytes: u64,
+    /// A sender is sending it now (see [`Spool::claim`]).
+    pub(crate) claimed: bool,
 }
 
 /// Why a segment cannot be used.
@@ -115,6 +126,7 @@ impl Spool {
                     path,
                     count,
                     bytes,
+                    claimed: false,
                 }),
                 Err(ReadError::Corrupt(why)) => {
                     tracing::warn!(segment = %path.display(), "corrupt spool segment: {why}");
@@ -155,8 +167,63 @@ impl Spool {
     pub(crate) fn records(&self) -> u64 {
         self.records
     }
-    pub(crate) fn head(&self) -> Option<&Segment> {
-        self.segs.front()
+    /// Segments not claimed by a sender.
+    #[cfg(test)]
+    pub(crate) fn unclaimed(&self) -> usize {
+        self.segs.iter().filter(|s| !s.claimed).count()
+    }
+
+    /// Claims the oldest unclaimed segment for one sender: no other sender
+    /// gets it until it is [released](Spool::release), removed or moved
+    /// aside. Claims live in memory only; a new [`Spool::open`] starts with
+    /// none.
+    pub(crate) fn claim(&mut self) -> Option<Segment> {
+        let seg = self.segs.iter_mut().find(|s| !s.claimed)?;
+        seg.claimed = true;
+        Some(seg.clone())
+    }
+
+    /// Gives a claimed segment back (its send will be retried).
+    pub(crate) fn release(&mut self, counter: u64) {
+        if let Some(i) = self.index_of(counter) {
+            self.segs[i].claimed = false;
+        }
+    }
+
+    /// Where `counter` is in the index (the index is sorted by counter:
+    /// appends take the largest counter, prepends the smallest).
+    fn index_of(&self, counter: u64) -> Option<usize> {
+        self.segs.binary_search_by_key(&counter, |s| s.counter).ok()
+    }
+
+    /// Drops `counter` from the index (the caller deleted or moved it, or
+    /// it vanished).
+    pub(crate) fn forget(&mut self, counter: u64) -> Option<Segment> {
+        let seg = self.segs.remove(self.index_of(counter)?)?;
+        self.bytes -= seg.bytes;
+        self.records -= u64::from(seg.count);
+        Some(seg)
+    }
+
+    /// Deletes segment `counter` (acknowledged).
+    pub(crate) fn remove(&mut self, counter: u64) -> Result<(), StoreError> {
+        if let Some(seg) = self.forget(counter) {
+            match fs::remove_file(&seg.path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(spool_err(&seg.path, e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves segment `counter` into the subdirectory `sub` (`rejected`,
+    /// `corrupt`).
+    pub(crate) fn move_aside(&mut self, counter: u64, sub: &str) -> Result<(), StoreError> {
+        if let Some(seg) = self.forget(counter) {
+            quarantine(&self.dir, &seg.path, sub)?;
+        }
+        Ok(())
     }
 
     /// Appends a batch as the newest segment.
@@ -187,35 +254,6 @@ impl Spool {
         }
     }
 
-    /// Removes the head from the index (the caller deleted or moved it).
-    pub(crate) fn pop_head(&mut self) -> Option<Segment> {
-        let seg = self.segs.pop_front()?;
-        self.bytes -= seg.bytes;
-        self.records -= u64::from(seg.count);
-        Some(seg)
-    }
-
-    /// Deletes the head segment (acknowledged).
-    pub(crate) fn remove_head(&mut self) -> Result<(), StoreError> {
-        if let Some(seg) = self.pop_head() {
-            match fs::remove_file(&seg.path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(spool_err(&seg.path, e)),
-            }
-        }
-        Ok(())
-    }
-
-    /// Moves the head segment into the subdirectory `sub` (`rejected`,
-    /// `corrupt`).
-    pub(crate) fn move_head(&mut self, sub: &str) -> Result<(), StoreError> {
-        if let Some(seg) = self.pop_head() {
-            quarantine(&self.dir, &seg.path, sub)?;
-        }
-        Ok(())
-    }
-
     /// Writes a batch straight into the subdirectory `sub` (a batch from
     /// memory the server rejected).
     pub(crate) fn write_aside(&mut self, sub: &str, b: &EncodedBatch) -> Result<(), StoreError> {
@@ -233,6 +271,7 @@ impl Spool {
             path: self.dir.join(name),
             count: b.count,
             bytes,
+            claimed: false,
         })
     }
 }
@@ -462,12 +501,51 @@ mod tests {
         assert_eq!((s.len(), s.records()), (3, 9));
         let mut s = Spool::open(dir.path()).unwrap();
         let mut seqs = Vec::new();
-        while let Some(seg) = s.head().cloned() {
+        while let Some(seg) = s.claim() {
             seqs.push(read_segment(&seg.path).unwrap().seq);
-            s.remove_head().unwrap();
+            s.remove(seg.counter).unwrap();
         }
         assert_eq!(seqs, [0, 1, 2]);
         assert_eq!((s.bytes(), s.records()), (0, 0));
+    }
+
+    #[test]
+    fn claims_hand_each_segment_to_one_sender_oldest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Spool::open(dir.path()).unwrap();
+        for seq in 1..=4 {
+            s.push_back(&batch(seq)).unwrap();
+        }
+        let a = s.claim().unwrap();
+        let b = s.claim().unwrap();
+        assert!(a.counter < b.counter);
+        assert_eq!(s.unclaimed(), 2);
+        // A put-back from memory is older than everything: claimed next.
+        s.push_front(&batch(0)).unwrap();
+        let c = s.claim().unwrap();
+        assert_eq!(read_segment(&c.path).unwrap().seq, 0);
+        // Released: claimable again, before the newer ones.
+        s.release(a.counter);
+        assert_eq!(s.claim().unwrap().counter, a.counter);
+        s.remove(b.counter).unwrap();
+        s.move_aside(c.counter, "rejected").unwrap();
+        assert!(
+            !b.path.exists()
+                && dir
+                    .path()
+                    .join("rejected")
+                    .join(c.path.file_name().unwrap())
+                    .exists()
+        );
+        let d = s.claim().unwrap();
+        assert_eq!(read_segment(&d.path).unwrap().seq, 3);
+        assert_eq!(s.claim().unwrap().counter, d.counter + 1);
+        assert!(s.claim().is_none());
+        assert_eq!((s.len(), s.records()), (3, 9));
+        // Claims are not persisted.
+        let mut s = Spool::open(dir.path()).unwrap();
+        assert_eq!(s.unclaimed(), 3);
+        assert_eq!(s.claim().unwrap().counter, a.counter);
     }
 
     #[test]

@@ -8,6 +8,10 @@
 //! repeat with `{"status":"duplicate"}`. A test scripts its answers
 //! (200, 503 or 429 with `Retry-After`, 400, 401), takes it down (closes
 //! the listener and every connection) and brings it back on the same port.
+//! A response delay ([`ScriptedServer::set_delay`], like a database commit)
+//! and a gauge of the requests being answered at once
+//! ([`ScriptedServer::max_concurrent`]) show how many requests a client
+//! keeps in flight.
 //!
 //! Not for production: no limits beyond the decoder's, no TLS.
 
@@ -89,6 +93,9 @@ struct Inner {
     log: Mutex<ServerLog>,
     conns: Mutex<Vec<TcpStream>>,
     connections: AtomicUsize,
+    delay: Mutex<Duration>,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -129,6 +136,9 @@ impl ScriptedServer {
                 log: Mutex::new(ServerLog::default()),
                 conns: Mutex::new(Vec::new()),
                 connections: AtomicUsize::new(0),
+                delay: Mutex::new(Duration::ZERO),
+                in_flight: AtomicUsize::new(0),
+                max_in_flight: AtomicUsize::new(0),
             }),
             acceptor: None,
         };
@@ -154,6 +164,25 @@ impl ScriptedServer {
     /// Queues replies for the next requests.
     pub fn push(&self, replies: &[Reply]) {
         lock(&self.inner.script).extend(replies.iter().copied());
+    }
+
+    /// Waits this long before answering each request (default none), as
+    /// a server waiting for its database commit would. The batch is
+    /// stored at the end of the wait, just before the answer.
+    pub fn set_delay(&self, d: Duration) {
+        *lock(&self.inner.delay) = d;
+    }
+
+    /// The most requests that were being answered at the same time (read
+    /// completely, not yet answered), since start or
+    /// [`ScriptedServer::reset_max_concurrent`].
+    pub fn max_concurrent(&self) -> usize {
+        self.inner.max_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Restarts the [`ScriptedServer::max_concurrent`] gauge.
+    pub fn reset_max_concurrent(&self) {
+        self.inner.max_in_flight.store(0, Ordering::SeqCst);
     }
 
     /// TCP connections accepted so far.
@@ -295,10 +324,17 @@ fn handle(stream: TcpStream, inner: &Inner) {
     };
     let mut r = BufReader::new(stream);
     while let Some(req) = read_request(&mut r) {
+        let now = inner.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        inner.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        let delay = *lock(&inner.delay);
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
         let reply = lock(&inner.script)
             .pop_front()
             .unwrap_or(*lock(&inner.default));
         let (status, extra, body) = answer(reply, &req, inner);
+        inner.in_flight.fetch_sub(1, Ordering::SeqCst);
         let text = match status {
             200 => "OK",
             400 => "Bad Request",
