@@ -614,3 +614,36 @@ fn throughput() {
         st.records_spooled_total
     );
 }
+
+#[test]
+fn wait_for_queue_keeps_a_slow_server_off_the_disk_but_spools_an_outage() {
+    // A slow but healthy server: with wait_for_queue the writer waits for
+    // room in the memory queue, nothing touches the spool.
+    let server = ScriptedServer::start();
+    server.set_delay(Duration::from_millis(30));
+    let spool = tempfile::tempdir().unwrap();
+    let mut cfg = config(&server, spool.path(), 10);
+    cfg.queue_batches = 1;
+    cfg.wait_for_queue = true;
+    let mut sink = HttpSink::new(cfg.clone()).unwrap();
+    write_range(&mut sink, 0..200);
+    sink.close().unwrap();
+    assert_eq!(sink.stats().records_spooled_total, 0);
+    assert_eq!(sink.stats().records_acked, 200);
+    assert_eq!(stored_ids(&server.log()), all(200));
+
+    // The same sink settings through an outage: batches go to the spool
+    // (waiting would never end), then are replayed.
+    let mut server = ScriptedServer::start();
+    server.down();
+    let spool = tempfile::tempdir().unwrap();
+    let mut cfg = config(&server, spool.path(), 10);
+    cfg.queue_batches = 1;
+    cfg.wait_for_queue = true;
+    let mut sink = HttpSink::new(cfg).unwrap();
+    write_range(&mut sink, 0..100);
+    assert!(sink.stats().records_spooled_total > 0);
+    server.up();
+    sink.close().unwrap();
+    assert_eq!(stored_ids(&server.log()), all(100));
+}

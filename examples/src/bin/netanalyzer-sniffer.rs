@@ -475,6 +475,9 @@ fn open_server(cli: &Cli, url: &str, mailbox: &Arc<Mailbox>) -> Result<Dest> {
         .context("--spool-full")?;
     cfg.drain_timeout = Duration::from_secs(cli.drain_timeout);
     cfg.senders = usize::try_from(cli.senders).unwrap_or(2);
+    // A file loses nothing by waiting for the server; a live capture must
+    // not stall, so it spills to the spool instead.
+    cfg.wait_for_queue = cli.read.is_some();
     cfg.compression = match cli.compress.as_str() {
         "none" => Compression::None,
         _ => Compression::Zstd(3),

@@ -115,7 +115,7 @@ pub mod testing;
 
 use crate::wire::{self, BatchEncoder, EncodedBatch, SensorStats};
 use crate::StoreError;
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError};
 use netanalyzer_core::{Control, PacketRecord, Sink};
 use std::fmt;
 use std::path::PathBuf;
@@ -206,6 +206,12 @@ pub struct HttpSinkConfig {
     /// senders, acknowledgements (and a replayed spool) may come back
     /// reordered within a window of K batches.
     pub senders: usize,
+    /// When the memory queue is full but the server is answering (the
+    /// spool is empty), wait for room instead of spooling. Default false:
+    /// a live capture must not stall (the kernel would drop packets), so
+    /// it spills to disk. A capture file loses nothing by waiting, and
+    /// waiting spares writing, syncing and reading back every batch.
+    pub wait_for_queue: bool,
 }
 
 impl HttpSinkConfig {
@@ -229,6 +235,7 @@ impl HttpSinkConfig {
             request_timeout: Duration::from_secs(30),
             queue_batches: 4,
             senders: 2,
+            wait_for_queue: false,
         }
     }
 
@@ -547,14 +554,39 @@ impl HttpSink {
         let shared = Arc::clone(&self.shared);
         let mut st = shared.lock();
         let mut batch = batch;
-        if st.fatal.is_none() && !st.shutdown && st.spool.is_empty() {
+        while st.fatal.is_none() && !st.shutdown && st.spool.is_empty() {
             match self.tx.try_send(batch) {
                 Ok(()) => {
                     st.pending_mem += 1;
                     self.note_spool(&st);
                     return Ok(());
                 }
-                Err(TrySendError::Full(b) | TrySendError::Disconnected(b)) => batch = b,
+                Err(TrySendError::Disconnected(b)) => {
+                    batch = b;
+                    break;
+                }
+                Err(TrySendError::Full(b)) => {
+                    batch = b;
+                    if !self.cfg.wait_for_queue {
+                        break;
+                    }
+                    // Counted as pending while we wait, so a drain never
+                    // sees fewer batches than there are.
+                    st.pending_mem += 1;
+                    drop(st);
+                    let sent = self.tx.send_timeout(batch, Duration::from_millis(50));
+                    st = shared.lock();
+                    match sent {
+                        Ok(()) => {
+                            self.note_spool(&st);
+                            return Ok(());
+                        }
+                        Err(SendTimeoutError::Timeout(b) | SendTimeoutError::Disconnected(b)) => {
+                            st.pending_mem = st.pending_mem.saturating_sub(1);
+                            batch = b;
+                        }
+                    }
+                }
             }
         }
         let len = (spool::HEADER_LEN + batch.sensor_id.len() + batch.body.len()) as u64;
