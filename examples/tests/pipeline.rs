@@ -59,11 +59,8 @@ fn generated_traffic_arrives_exactly_once_with_every_column() {
     assert!(out.status.success(), "sniffer failed");
 
     let mut client = db.client();
-    let counts = db_counts(&mut client);
-    assert_eq!(counts.rows, 30_000, "every packet once");
-    assert_eq!(counts.batch_records, 30_000);
-    assert_eq!(counts.batches, 15, "30000 records in batches of 2000");
-    assert_same_records(jsonl_records(&jsonl), stored_records(&mut client));
+    assert_exactly_once(&mut client, 30_000, &jsonl);
+    assert_eq!(db_counts(&mut client).batches, 15, "batches of 2000");
 }
 
 #[test]
@@ -107,6 +104,16 @@ fn shared_captures_arrive_exactly_once_with_every_column() {
     assert_eq!(counts.rows, expected.len() as u64);
     assert_eq!(counts.batch_records, counts.rows);
     assert_same_records(expected, stored_records(&mut client));
+}
+
+/// Asserts that the database holds exactly `n` packet rows, that the
+/// batch ledger accounts for exactly those, and that they are, column by
+/// column, the records the sniffer wrote to `jsonl`.
+fn assert_exactly_once(client: &mut postgres::Client, n: u64, jsonl: &Path) {
+    let counts = db_counts(client);
+    assert_eq!(counts.rows, n, "no loss, no duplicate");
+    assert_eq!(counts.batch_records, n, "the ledger agrees");
+    assert_same_records(jsonl_records(jsonl), stored_records(client));
 }
 
 /// Runs the sniffer over `pcap` in the background, in small batches so a
@@ -171,11 +178,11 @@ fn server_killed_and_restarted_mid_run_loses_and_duplicates_nothing() {
         durable: true,
     })
     .expect("the server's cluster starts again");
-    let mut client = netanalyzer_store::pg::connect(&pg.conninfo()).unwrap();
-    let counts = db_counts(&mut client);
-    assert_eq!(counts.rows, 100_000, "no loss, no duplicate");
-    assert_eq!(counts.batch_records, 100_000);
-    assert_same_records(jsonl_records(&jsonl_path), stored_records(&mut client));
+    assert_exactly_once(
+        &mut netanalyzer_store::pg::connect(&pg.conninfo()).unwrap(),
+        100_000,
+        &jsonl_path,
+    );
     pg.stop().unwrap();
 }
 
@@ -207,11 +214,7 @@ fn server_down_for_30_seconds_the_sensor_spools_then_replays() {
     assert_eq!(support::spool_segments(&spool), 0, "spool replayed");
     drop(server);
 
-    let mut client = db.client();
-    let counts = db_counts(&mut client);
-    assert_eq!(counts.rows, 40_000);
-    assert_eq!(counts.batch_records, 40_000);
-    assert_same_records(jsonl_records(&jsonl_path), stored_records(&mut client));
+    assert_exactly_once(&mut db.client(), 40_000, &jsonl_path);
 }
 
 #[test]
@@ -240,11 +243,7 @@ fn postgres_restarted_mid_run_loses_and_duplicates_nothing() {
     );
     drop(server);
 
-    let mut client = db.client();
-    let counts = db_counts(&mut client);
-    assert_eq!(counts.rows, 60_000);
-    assert_eq!(counts.batch_records, 60_000);
-    assert_same_records(jsonl_records(&jsonl_path), stored_records(&mut client));
+    assert_exactly_once(&mut db.client(), 60_000, &jsonl_path);
 }
 
 #[test]

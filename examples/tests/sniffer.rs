@@ -1,40 +1,16 @@
 //! Drives the real `netanalyzer-sniffer` binary: flags, env vars, outputs,
 //! exit codes and the summary.
 
+mod support;
+
 use netanalyzer_capture::PcapWriter;
 use netanalyzer_store::CSV_COLUMNS;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
+use support::{run, sniffer, stderr};
 
-const BIN: &str = env!("CARGO_BIN_EXE_netanalyzer-sniffer");
 const T0: u64 = 1_700_000_000_000_000_000;
-
-/// The sniffer with no NETANALYZER_* variable inherited from the caller.
-fn sniffer() -> Command {
-    let mut cmd = Command::new(BIN);
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("NETANALYZER_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("RUST_LOG", "warn");
-    cmd
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("run the sniffer");
-    eprintln!(
-        "status {:?}\n--- stderr ---\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 /// One Ethernet/IPv4/TCP SYN frame from 10.0.0.1:(40000+i) to 10.0.0.2:80.
 fn tcp_syn(i: u16) -> Vec<u8> {
@@ -425,7 +401,7 @@ fn every_real_capture_runs_to_a_clean_end_or_a_clear_error() {
     let mut checked = 0;
     for line in lines {
         let f: Vec<&str> = line.split('\t').collect();
-        let out = Command::new(BIN)
+        let out = Command::new(support::SNIFFER)
             .env("RUST_LOG", "warn")
             .arg("-r")
             .arg(dir.join(f[c_file]))

@@ -5,40 +5,15 @@
 //! parsing. The end-to-end tests with the real server and PostgreSQL live
 //! elsewhere.
 
+mod support;
+
 use netanalyzer_capture::PcapWriter;
 use netanalyzer_store::transport::testing::{Reply, ScriptedServer};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use support::{run, sniffer, stderr};
 
-const BIN: &str = env!("CARGO_BIN_EXE_netanalyzer-sniffer");
 const T0: u64 = 1_700_000_000_000_000_000;
-
-/// The sniffer with no NETANALYZER_* variable inherited from the caller.
-fn sniffer() -> Command {
-    let mut cmd = Command::new(BIN);
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("NETANALYZER_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("RUST_LOG", "warn");
-    cmd
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("run the sniffer");
-    eprintln!(
-        "status {:?}\n--- stderr ---\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 /// One Ethernet/IPv4/UDP frame from 10.0.0.1:(1000+i) to 10.0.0.2:53.
 fn udp_frame(i: u16) -> Vec<u8> {

@@ -387,3 +387,15 @@ pub fn shared_pcaps() -> Option<Vec<(PathBuf, bool)>> {
 pub fn pg_available() -> bool {
     netanalyzer_store::pg::TestDb::require().is_some()
 }
+
+/// Runs a command to the end and shows its status and standard error.
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("run the command");
+    show(&out);
+    out
+}
+
+/// A finished command's standard error as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}

@@ -10,43 +10,24 @@ use std::collections::HashSet;
 use std::io::Write;
 use std::net::IpAddr;
 
-/// The columns of `raw_packets`, in table (and COPY) order.
-pub const RAW_PACKETS_COLUMNS: [&str; 34] = [
-    "ts",
-    "ts_ns_rem",
-    "sensor_id",
-    "iface",
-    "wire_len",
-    "cap_len",
-    "eth_src",
-    "eth_dst",
-    "vlan_id",
-    "ether_type",
-    "ip_version",
-    "src_ip",
-    "dst_ip",
-    "ip_proto",
-    "ttl",
-    "is_fragment",
-    "src_port",
-    "dst_port",
-    "tcp_flags",
-    "tcp_seq",
-    "tcp_ack",
-    "tcp_window",
-    "payload_len",
-    "icmp_type",
-    "icmp_code",
-    "arp_op",
-    "dns_qname",
-    "dns_qtype",
-    "dns_is_response",
-    "http_method",
-    "http_host",
-    "http_path",
-    "tls_sni",
-    "protocol",
-];
+/// The columns of `raw_packets`, in table (and COPY) order: `ts` and
+/// `ts_ns_rem` (the record's `ts_ns` split into µs and the ns remainder),
+/// `sensor_id`, then every other record field under its own name, in
+/// [`PacketRecord::FIELD_NAMES`] order.
+pub const RAW_PACKETS_COLUMNS: [&str; PacketRecord::FIELD_COUNT + 2] = {
+    let fields = PacketRecord::FIELD_NAMES;
+    let mut out = [""; PacketRecord::FIELD_COUNT + 2];
+    out[0] = "ts";
+    out[1] = "ts_ns_rem";
+    out[2] = "sensor_id";
+    // fields[0] is ts_ns, stored as the first two columns.
+    let mut i = 1;
+    while i < fields.len() {
+        out[i + 2] = fields[i];
+        i += 1;
+    }
+    out
+};
 
 /// The PostgreSQL type of each column of [`RAW_PACKETS_COLUMNS`] (what
 /// [`encode_row`] writes; its test checks the bytes against the driver's
