@@ -9,7 +9,6 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use netanalyzer_store::pg::{self, EmbeddedOptions};
 use netanalyzer_store::server::{ConfigFile, DatabaseSource, Server, ServerConfig};
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -71,7 +70,7 @@ struct Cli {
     #[arg(long, value_name = "DIR", env = "NETANALYZER_DATA_DIR")]
     data_dir: Option<PathBuf>,
 
-    /// Config file (TOML): [tokens], [limits], [retention].
+    /// Config file (TOML) with the tables tokens, limits and retention.
     #[arg(long, value_name = "FILE", env = "NETANALYZER_CONFIG")]
     config: Option<PathBuf>,
 
@@ -108,7 +107,7 @@ fn main() -> ExitCode {
             return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
         }
     };
-    init_logging();
+    netanalyzer_examples::init_logging();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -116,17 +115,6 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
-}
-
-fn init_logging() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .init();
 }
 
 /// Defaults, then the config file, then the flags.

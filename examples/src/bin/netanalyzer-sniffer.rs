@@ -321,7 +321,7 @@ fn main() -> ExitCode {
         let _ = e.print();
         return ExitCode::from(2);
     }
-    init_logging();
+    netanalyzer_examples::init_logging();
     match run(&cli) {
         Ok(code) => code,
         Err(e) => {
@@ -329,17 +329,6 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
-}
-
-fn init_logging() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .init();
 }
 
 /// The input: a file or live interfaces, behind one `Source`.
