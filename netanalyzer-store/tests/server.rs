@@ -698,3 +698,18 @@ fn is_root() -> bool {
         .output()
         .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
 }
+
+#[test]
+fn the_readme_config_example_is_valid() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("README.md");
+    let block = readme
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a toml block in README.md");
+    let file = netanalyzer_store::server::ConfigFile::parse(block)
+        .unwrap_or_else(|e| panic!("README's server.toml: {e}"));
+    assert_eq!(file.tokens.len(), 1);
+    assert_eq!(file.retention.days, Some(30));
+}
