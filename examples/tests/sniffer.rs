@@ -14,25 +14,6 @@ const T0: u64 = 1_700_000_000_000_000_000;
 
 /// One Ethernet/IPv4/TCP SYN frame from 10.0.0.1:(40000+i) to 10.0.0.2:80.
 fn tcp_syn(i: u16) -> Vec<u8> {
-    let mut f = Vec::with_capacity(54);
-    f.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x02]); // dst
-    f.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x01]); // src
-    f.extend_from_slice(&0x0800u16.to_be_bytes());
-    let mut ip = [0u8; 20];
-    ip[0] = 0x45;
-    ip[2..4].copy_from_slice(&40u16.to_be_bytes());
-    ip[4..6].copy_from_slice(&i.to_be_bytes());
-    ip[8] = 64;
-    ip[9] = 6;
-    ip[12..16].copy_from_slice(&[10, 0, 0, 1]);
-    ip[16..20].copy_from_slice(&[10, 0, 0, 2]);
-    let sum = ip
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
-        .sum::<u32>();
-    let sum = (sum & 0xffff) + (sum >> 16);
-    ip[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
-    f.extend_from_slice(&ip);
     let mut tcp = [0u8; 20];
     tcp[0..2].copy_from_slice(&(40_000 + i).to_be_bytes());
     tcp[2..4].copy_from_slice(&80u16.to_be_bytes());
@@ -40,8 +21,7 @@ fn tcp_syn(i: u16) -> Vec<u8> {
     tcp[12] = 5 << 4;
     tcp[13] = 0x02; // SYN
     tcp[14..16].copy_from_slice(&64240u16.to_be_bytes());
-    f.extend_from_slice(&tcp);
-    f
+    support::eth_ipv4(i, 6, &tcp)
 }
 
 /// Writes `n` SYN packets, 500 ms apart, as a nanosecond pcap.

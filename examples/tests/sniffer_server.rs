@@ -17,30 +17,12 @@ const T0: u64 = 1_700_000_000_000_000_000;
 
 /// One Ethernet/IPv4/UDP frame from 10.0.0.1:(1000+i) to 10.0.0.2:53.
 fn udp_frame(i: u16) -> Vec<u8> {
-    let mut f = Vec::with_capacity(42);
-    f.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x02]);
-    f.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x01]);
-    f.extend_from_slice(&0x0800u16.to_be_bytes());
-    let mut ip = [0u8; 20];
-    ip[0] = 0x45;
-    ip[2..4].copy_from_slice(&28u16.to_be_bytes());
-    ip[4..6].copy_from_slice(&i.to_be_bytes());
-    ip[8] = 64;
-    ip[9] = 17;
-    ip[12..16].copy_from_slice(&[10, 0, 0, 1]);
-    ip[16..20].copy_from_slice(&[10, 0, 0, 2]);
-    let sum = ip
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
-        .sum::<u32>();
-    let sum = (sum & 0xffff) + (sum >> 16);
-    ip[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
-    f.extend_from_slice(&ip);
-    f.extend_from_slice(&(1000u16.wrapping_add(i)).to_be_bytes());
-    f.extend_from_slice(&53u16.to_be_bytes());
-    f.extend_from_slice(&8u16.to_be_bytes());
-    f.extend_from_slice(&0u16.to_be_bytes());
-    f
+    let mut udp = Vec::with_capacity(8);
+    udp.extend_from_slice(&(1000u16.wrapping_add(i)).to_be_bytes());
+    udp.extend_from_slice(&53u16.to_be_bytes());
+    udp.extend_from_slice(&8u16.to_be_bytes());
+    udp.extend_from_slice(&0u16.to_be_bytes());
+    support::eth_ipv4(i, 17, &udp)
 }
 
 /// Writes `n` packets 1 ms apart; packet i has ts_ns T0 + i ms.

@@ -73,6 +73,19 @@ fn assert_window(log: &ServerLog, order: &[(u64, u64)], k: usize) {
     }
 }
 
+/// With the server down, writes records `0..n` in batches of 10 with one
+/// sender (so batch i is segment i) and gives up draining at once: every
+/// batch stays in the spool. Returns the config, to start again with.
+fn spool_while_down(server: &ScriptedServer, spool: &Path, n: u64) -> HttpSinkConfig {
+    let mut cfg = config(server, spool, 10);
+    cfg.drain_timeout = Duration::from_millis(200);
+    cfg.senders = 1;
+    let mut first = HttpSink::new(cfg.clone()).unwrap();
+    write_range(&mut first, 0..n);
+    assert!(first.close().is_err());
+    cfg
+}
+
 fn all(n: u64) -> BTreeSet<u64> {
     (0..n).collect()
 }
@@ -283,15 +296,7 @@ fn a_resent_batch_is_harmless() {
     let mut server = ScriptedServer::start();
     server.down();
     let spool = tempfile::tempdir().unwrap();
-    let mut cfg = config(&server, spool.path(), 10);
-    cfg.drain_timeout = Duration::from_millis(200);
-    // One sender: the test damages segments by position, so batch i must
-    // be segment i (with K senders, order holds only within K).
-    cfg.senders = 1;
-    let mut first = HttpSink::new(cfg.clone()).unwrap();
-    write_range(&mut first, 0..10);
-    assert!(first.close().is_err());
-    drop(first);
+    let mut cfg = spool_while_down(&server, spool.path(), 10);
     let seg = segments(spool.path()).remove(0);
     let copy = std::fs::read(&seg).unwrap();
     server.up();
@@ -419,15 +424,7 @@ fn corrupt_segments_are_quarantined() {
     let mut server = ScriptedServer::start();
     server.down();
     let spool = tempfile::tempdir().unwrap();
-    let mut cfg = config(&server, spool.path(), 10);
-    cfg.drain_timeout = Duration::from_millis(200);
-    // One sender: the test damages segments by position, so batch i must
-    // be segment i (with K senders, order holds only within K).
-    cfg.senders = 1;
-    let mut first = HttpSink::new(cfg.clone()).unwrap();
-    write_range(&mut first, 0..40);
-    assert!(first.close().is_err());
-    drop(first);
+    let mut cfg = spool_while_down(&server, spool.path(), 40);
     let segs = segments(spool.path());
     assert_eq!(segs.len(), 4);
     // A flipped bit in a body (found at replay), a torn file (found at

@@ -399,3 +399,31 @@ pub fn run(cmd: &mut Command) -> Output {
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// An Ethernet frame (02:..:01 → 02:..:02) carrying an IPv4 packet from
+/// 10.0.0.1 to 10.0.0.2 with IP id `id`, protocol `proto` and payload `l4`
+/// (the transport header and what follows), with a correct IP checksum.
+pub fn eth_ipv4(id: u16, proto: u8, l4: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(34 + l4.len());
+    f.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x02]); // dst
+    f.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x01]); // src
+    f.extend_from_slice(&0x0800u16.to_be_bytes());
+    let mut ip = [0u8; 20];
+    ip[0] = 0x45;
+    let total = u16::try_from(20 + l4.len()).expect("a small packet");
+    ip[2..4].copy_from_slice(&total.to_be_bytes());
+    ip[4..6].copy_from_slice(&id.to_be_bytes());
+    ip[8] = 64;
+    ip[9] = proto;
+    ip[12..16].copy_from_slice(&[10, 0, 0, 1]);
+    ip[16..20].copy_from_slice(&[10, 0, 0, 2]);
+    let sum = ip
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+        .sum::<u32>();
+    let sum = (sum & 0xffff) + (sum >> 16);
+    ip[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(l4);
+    f
+}
