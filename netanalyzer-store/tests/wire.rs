@@ -285,6 +285,14 @@ fn encoder_repairs_strings_the_server_would_refuse() {
         got.http_path.as_ref().map(String::len),
         Some(MAX_STRING_BYTES)
     );
+    // The streaming encoder counts what it repaired, so it is reported.
+    let mut enc = BatchEncoder::new("s1", 1, Compression::None);
+    enc.push(&full(1)).unwrap();
+    assert_eq!(enc.repaired(), 0);
+    let mut bad = full(2);
+    bad.tls_sni = Some("a\0b".into());
+    enc.push(&bad).unwrap();
+    assert_eq!(enc.repaired(), 1);
 }
 
 #[test]

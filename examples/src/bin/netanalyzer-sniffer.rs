@@ -783,6 +783,13 @@ fn summary(
                 t.rejected_records, t.rejected_batches, t.corrupt_segments
             );
         }
+        if t.repaired_records > 0 {
+            let _ = writeln!(
+                s,
+                "    repaired:   {} records had a NUL byte or an over-long string replaced before sending",
+                t.repaired_records
+            );
+        }
     }
     s
 }

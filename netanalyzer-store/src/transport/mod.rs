@@ -278,6 +278,10 @@ pub struct TransportStats {
     pub rejected_records: u64,
     /// Spool segments found torn or corrupt, moved to `<spool>/corrupt/`.
     pub corrupt_segments: u64,
+    /// Records whose strings the encoder repaired before sending (a NUL
+    /// byte, which PostgreSQL text cannot hold, or an over-long string):
+    /// stored, but not byte for byte as captured.
+    pub repaired_records: u64,
     /// Sealed batches waiting in the in-memory channel.
     pub queue_depth: usize,
     /// Records accepted by `write` not yet sealed into a batch.
@@ -498,6 +502,7 @@ impl HttpSink {
         s.spool_bytes = st.spool.bytes();
         s.queue_depth = self.rx.len();
         s.open_records = self.encoder.len();
+        s.repaired_records = self.encoder.repaired();
         s
     }
 

@@ -33,6 +33,8 @@ pub struct BatchEncoder {
     count: u32,
     /// Scratch for the uncompressed envelope when compressing.
     scratch: Vec<u8>,
+    /// Records whose strings were repaired, since the encoder was made.
+    repaired: u64,
 }
 
 impl BatchEncoder {
@@ -49,6 +51,7 @@ impl BatchEncoder {
             records: Vec::new(),
             count: 0,
             scratch: Vec::new(),
+            repaired: 0,
         }
     }
 
@@ -73,6 +76,7 @@ impl BatchEncoder {
         let rec = if needs_sanitizing(rec) {
             let mut fixed = rec.clone();
             sanitize_record(&mut fixed);
+            self.repaired += 1;
             Cow::Owned(fixed)
         } else {
             Cow::Borrowed(rec)
@@ -84,6 +88,14 @@ impl BatchEncoder {
         }
         self.count += 1;
         Ok(())
+    }
+
+    /// Records whose strings [`push`](Self::push) had to repair (a NUL
+    /// byte, or longer than the limit) since the encoder was made. The
+    /// sensor's own parser never produces such strings; a non-zero count
+    /// means records from elsewhere were altered, and it is reported.
+    pub fn repaired(&self) -> u64 {
+        self.repaired
     }
 
     /// Number of records pushed since the last [`finish`](Self::finish).
