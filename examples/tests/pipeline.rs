@@ -290,3 +290,80 @@ fn full_spool_drops_newest_and_counts_exactly_what_is_missing() {
     assert_eq!(counts.rows + dropped, 30_000, "dropped == missing rows");
     assert_eq!(counts.batch_records, counts.rows);
 }
+
+#[test]
+fn live_capture_keeps_logging_through_a_30_second_server_outage() {
+    // A real interface: tcpreplay sends generated traffic at 1000 packets/s
+    // for 40 s into a veth pair; the sniffer captures on the host end with
+    // no filter. The server is down for 30 s in the middle: the sensor
+    // keeps capturing, spools, and replays once the server is back.
+    let test = "live_capture_keeps_logging_through_a_30_second_server_outage";
+    let Some(ns) = netanalyzer_capture::testing::netns_or_skip(test, 1) else {
+        return;
+    };
+    let Some(db) = TestDb::require() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = generated_pcap(dir.path(), 40_000);
+    let port = support::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let args = ["--listen", &listen, "--database-url", &db.conninfo()];
+    let mut server = ServerProc::start(&args);
+
+    let jsonl = dir.path().join("out.jsonl");
+    let log = dir.path().join("sniffer.log");
+    let spool = dir.path().join("spool");
+    let child = sniffer()
+        .env("RUST_LOG", "info")
+        .args(["-i", ns.host(0)])
+        .args(["--server", &server.url(), "--sensor-id", "live-1"])
+        .args(["--batch-ms", "200"])
+        .arg("--spool-dir")
+        .arg(&spool)
+        .arg("-o")
+        .arg(format!("jsonl:{}", jsonl.display()))
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let bg = BgSniffer {
+        child,
+        jsonl: jsonl.clone(),
+        log: log.clone(),
+    };
+    wait_for("the sniffer to capture", Duration::from_secs(30), || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("capturing live"))
+    });
+
+    let replay = ns.replay(0, &pcap, 1000);
+    wait_for("batches stored", Duration::from_secs(30), || {
+        server.metric("netanalyzer_ingest_batches_total") >= 3.0
+    });
+    server.kill9();
+    let down = Instant::now();
+    wait_for("batches in the spool", Duration::from_secs(30), || {
+        support::spool_segments(&spool) > 0
+    });
+    std::thread::sleep(Duration::from_secs(30).saturating_sub(down.elapsed()));
+    let server = ServerProc::start(&args);
+    let sent = netanalyzer_capture::testing::replay_result(replay);
+    assert_eq!(sent, 40_000);
+    // Ctrl-C: stop capturing, send the rest, print the summary, exit 0.
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &bg.child.id().to_string()])
+        .status();
+    let out = bg.wait(Duration::from_secs(120));
+    assert!(out.status.success(), "sniffer failed after the outage");
+    assert!(
+        support::summary_number(&out, "spooled:") == 0,
+        "the spool is empty at the end"
+    );
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !text.contains(" 0 records spooled in all"),
+        "the outage went through the spool:\n{text}"
+    );
+    drop(server);
+
+    let mut client = db.client();
+    assert_exactly_once(&mut client, 40_000, &jsonl);
+}

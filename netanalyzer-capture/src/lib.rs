@@ -19,6 +19,7 @@ pub mod gen;
 mod linktype;
 pub mod live;
 pub mod parse;
+pub mod testing;
 mod writer;
 
 pub use error::CaptureError;

@@ -13,12 +13,11 @@
 //! address, so the host's IP stack discards them unread: the traffic stays
 //! inside the pair.
 use netanalyzer_capture::gen::{self, GenConfig, Scenario};
+use netanalyzer_capture::testing::{netns_or_skip, privileged, replay_result};
 use netanalyzer_capture::{CaptureError, FileSource, LiveConfig, LiveSource, PcapWriter};
 use netanalyzer_core::{PacketRecord, Protocol, Source, SourceEvent};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Replay rate, packets per second.
@@ -87,167 +86,6 @@ fn write_fixture(path: &Path) {
 }
 
 // ------------------------------------------------------------- namespaces
-
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .find(|l| l.starts_with("Uid:"))
-            .and_then(|l| l.split_whitespace().nth(2)) // effective uid
-            .is_some_and(|uid| uid == "0")
-    })
-}
-
-fn have(tool: &str) -> bool {
-    Command::new(tool)
-        .arg("-V")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
-}
-
-/// Whether privileged tests can run here; prints the reason when not, and
-/// panics under CI as root when a tool is missing (CI installs them).
-fn privileged(test: &str, tools: &[&str]) -> bool {
-    if !is_root() {
-        println!("skipping {test}: needs root to make network namespaces and open interfaces");
-        return false;
-    }
-    if let Some(t) = tools.iter().find(|t| !have(t)) {
-        assert!(
-            !ci(),
-            "{test}: `{t}` is missing under CI=true (apt-get install iproute2 tcpreplay)"
-        );
-        println!("skipping {test}: `{t}` is not installed");
-        return false;
-    }
-    true
-}
-
-fn run(args: &[&str]) -> Result<String, String> {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .map_err(|e| format!("{}: {e}", args.join(" ")))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!(
-            "`{}` failed ({}): {}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-/// A network namespace with veth pairs into it. Dropping it deletes the
-/// links and the namespace, also when the test panics.
-struct Netns {
-    name: String,
-    /// `(host end, namespace end)` per pair.
-    pairs: Vec<(String, String)>,
-}
-
-impl Netns {
-    /// Makes `na-test-<pid>-<n>` with `pairs` veth pairs, IPv6 off, all up.
-    fn create(pairs: usize) -> Result<Netns, String> {
-        static SEQ: AtomicU32 = AtomicU32::new(0);
-        let pid = std::process::id();
-        let n = SEQ.fetch_add(1, Ordering::Relaxed);
-        let mut ns = Netns {
-            name: format!("na-test-{pid}-{n}"),
-            pairs: Vec::new(),
-        };
-        run(&["ip", "netns", "add", &ns.name])?;
-        for k in 0..pairs {
-            // Interface names are at most 15 bytes: "na" + pid + "h" + n + k.
-            let host = format!("na{pid}h{n}{k}");
-            let peer = format!("na{pid}n{n}{k}");
-            run(&[
-                "ip", "link", "add", &host, "type", "veth", "peer", "name", &peer,
-            ])?;
-            ns.pairs.push((host.clone(), peer.clone()));
-            run(&["ip", "link", "set", &peer, "netns", &ns.name])?;
-            // No router solicitations or MLD reports: the BPF filter would
-            // hide them anyway, but a quiet link makes any count exact.
-            let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{host}/disable_ipv6"), "1");
-            let _ = ns.exec(&[
-                "sh",
-                "-c",
-                &format!("echo 1 > /proc/sys/net/ipv6/conf/{peer}/disable_ipv6"),
-            ]);
-            run(&["ip", "link", "set", &host, "up"])?;
-            ns.exec(&["ip", "link", "set", &peer, "up"])?;
-        }
-        Ok(ns)
-    }
-
-    fn exec(&self, args: &[&str]) -> Result<String, String> {
-        let mut all = vec!["ip", "netns", "exec", &self.name];
-        all.extend_from_slice(args);
-        run(&all)
-    }
-
-    /// Starts `tcpreplay` on the namespace end of pair `k`.
-    fn replay(&self, k: usize, file: &Path) -> Child {
-        Command::new("ip")
-            .args(["netns", "exec", &self.name, "tcpreplay"])
-            .arg(format!("--intf1={}", self.pairs[k].1))
-            .arg(format!("--pps={PPS}"))
-            .arg(file)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn tcpreplay")
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        for (host, _) in &self.pairs {
-            // Deleting one end deletes its peer.
-            let _ = run(&["ip", "link", "del", host]);
-        }
-        let _ = run(&["ip", "netns", "del", &self.name]);
-    }
-}
-
-/// Makes the namespace or decides to skip (printing why); under CI as root
-/// a failure is a failure.
-fn netns_or_skip(test: &str, pairs: usize) -> Option<Netns> {
-    if !privileged(test, &["ip", "tcpreplay"]) {
-        return None;
-    }
-    match Netns::create(pairs) {
-        Ok(ns) => Some(ns),
-        Err(e) if ci() => panic!("{test}: cannot make the network namespace under CI=true: {e}"),
-        Err(e) => {
-            println!("skipping {test}: cannot make a network namespace here: {e}");
-            None
-        }
-    }
-}
-
-/// Waits for tcpreplay and returns how many packets it says it sent.
-fn replay_result(child: Child) -> u64 {
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "tcpreplay failed: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Successful packets:"))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no packet count in tcpreplay output: {stdout}"))
-}
 
 fn now_ns() -> u64 {
     u64::try_from(
@@ -321,7 +159,7 @@ fn replay_over_veth_is_captured_completely() {
     let dir = tempfile::tempdir().unwrap();
     let pcap = dir.path().join("replay.pcap");
     write_fixture(&pcap);
-    let host = ns.pairs[0].0.clone();
+    let host = ns.host(0).to_owned();
 
     let cfg = LiveConfig {
         filter: Some(FILTER.into()),
@@ -330,7 +168,7 @@ fn replay_over_veth_is_captured_completely() {
     let mut src = LiveSource::open(&cfg).unwrap();
     let t0 = now_ns();
     let started = Instant::now();
-    let child = ns.replay(0, &pcap);
+    let child = ns.replay(0, &pcap, PPS);
     let deadline = started + Duration::from_secs(u64::from(FRAMES / PPS) + 15);
     let got = collect(
         &mut src,
@@ -396,7 +234,7 @@ fn two_interfaces_are_captured_by_threads() {
     let dir = tempfile::tempdir().unwrap();
     let pcap = dir.path().join("replay.pcap");
     write_fixture(&pcap);
-    let hosts: Vec<String> = ns.pairs.iter().map(|p| p.0.clone()).collect();
+    let hosts: Vec<String> = (0..2).map(|k| ns.host(k).to_owned()).collect();
 
     let cfg = LiveConfig {
         interfaces: hosts.clone(),
@@ -407,7 +245,7 @@ fn two_interfaces_are_captured_by_threads() {
     let stopper = src.stopper();
     let t0 = now_ns();
     let started = Instant::now();
-    let children = [ns.replay(0, &pcap), ns.replay(1, &pcap)];
+    let children = [ns.replay(0, &pcap, PPS), ns.replay(1, &pcap, PPS)];
     let deadline = started + Duration::from_secs(u64::from(FRAMES / PPS) + 15);
     let got = collect(
         &mut src,
@@ -497,12 +335,12 @@ fn generated_traffic_live_equals_offline() {
     }
     assert_eq!(offline.len(), FRAMES as usize);
 
-    let host = ns.pairs[0].0.clone();
+    let host = ns.host(0).to_owned();
     // Forwarding off on the host end: nothing that arrives can leave.
     let _ = std::fs::write(format!("/proc/sys/net/ipv4/conf/{host}/forwarding"), "0");
     let mut src = LiveSource::open(&LiveConfig::new(host.clone())).unwrap();
     let started = Instant::now();
-    let child = ns.replay(0, &pcap);
+    let child = ns.replay(0, &pcap, PPS);
     let deadline = started + Duration::from_secs(u64::from(FRAMES / PPS) + 15);
     let got = collect(
         &mut src,
