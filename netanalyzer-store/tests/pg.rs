@@ -597,3 +597,33 @@ fn embedded_starts_over_a_stale_pid_file() {
     assert_eq!(rows(&pg2), 10);
     assert_ne!(postmaster_pid(dir.path()), Some(4_194_303));
 }
+
+#[test]
+fn unreachable_data_dir_is_a_clear_error() {
+    // As root the cluster runs as `postgres`, which cannot enter a 0700
+    // directory of root's: say so, instead of initdb's "permission denied".
+    let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .find(|l| l.starts_with("Uid:"))
+            .and_then(|l| l.split_whitespace().nth(2))
+            == Some("0")
+    });
+    if !root {
+        eprintln!("skipping: only root hands the cluster to the postgres user");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    let err = EmbeddedPostgres::start(EmbeddedOptions {
+        data_dir: dir.path().join("data"),
+        durable: false,
+    })
+    .err()
+    .expect("the postgres user cannot enter the directory");
+    let msg = err.to_string();
+    assert!(msg.contains("cannot enter"), "{msg}");
+    assert!(msg.contains(&dir.path().display().to_string()), "{msg}");
+}

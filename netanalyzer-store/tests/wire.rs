@@ -692,7 +692,7 @@ fn every_decoder_reason_with_its_detail() {
         seen.insert(reason);
     }
     assert!(failed.is_empty(), "{}", failed.join("\n"));
-    let want: HashSet<_> = props::DECODER_REASONS.into_iter().collect();
+    let want: HashSet<_> = props::DECODER_REASONS.iter().copied().collect();
     assert_eq!(seen, want, "a decoder reason without a test");
     // The other three are the server's (HTTP headers, not the body).
     for r in RejectReason::ALL {
