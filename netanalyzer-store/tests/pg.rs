@@ -617,12 +617,12 @@ fn unreachable_data_dir_is_a_clear_error() {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
     }
-    let err = EmbeddedPostgres::start(EmbeddedOptions {
+    let Err(err) = EmbeddedPostgres::start(EmbeddedOptions {
         data_dir: dir.path().join("data"),
         durable: false,
-    })
-    .err()
-    .expect("the postgres user cannot enter the directory");
+    }) else {
+        panic!("started, but the postgres user cannot enter the directory");
+    };
     let msg = err.to_string();
     assert!(msg.contains("cannot enter"), "{msg}");
     assert!(msg.contains(&dir.path().display().to_string()), "{msg}");
