@@ -9,6 +9,9 @@
 //! - [`FlowKey`] + [`Direction`]: a canonical, direction-free flow key.
 //! - [`Timestamp`]: nanoseconds since the Unix epoch.
 //! - [`PacketBatch`]: the unit of transport between sensor and server.
+//! - [`FlowRecord`] + [`FlowFeatures`] ([`FEATURES`]): one bidirectional
+//!   flow with its CICFlowMeter features; [`Alert`]: classified flows folded
+//!   per (class, target, window).
 //! - [`Source`], [`Sink`], [`Aggregator`], [`Classifier`]: the component traits.
 //! - [`MalformedKind`] / [`ParseStats`]: per-packet parse problems, counted.
 //!
@@ -36,9 +39,11 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod alert;
 mod batch;
 mod error;
 mod flow;
+mod flowrec;
 mod mac;
 mod malformed;
 mod pump;
@@ -46,9 +51,14 @@ mod record;
 mod time;
 mod traits;
 
+pub use alert::{Alert, Severity, BENIGN_CLASS, COARSE_CLASSES};
 pub use batch::PacketBatch;
 pub use error::CoreError;
 pub use flow::{Direction, FlowAddr, FlowKey, FlowProto};
+pub use flowrec::{
+    feature_index, feature_names, EndReason, FeatureSpec, FlowFeatures, FlowRecord, FEATURES,
+    FEATURE_COUNT,
+};
 pub use mac::MacAddr;
 pub use malformed::{MalformedKind, ParseStats};
 pub use pump::{pump, PumpError, PumpOptions, PumpReport, StopReason};
