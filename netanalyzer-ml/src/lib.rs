@@ -1,23 +1,25 @@
-//! Flow features, model training and classifiers for netanalyzer.
+//! Flow aggregation, flow features, classifiers and alerts for netanalyzer.
 //!
-//! This crate grows with the flow-aggregation issue: a smartcore random
-//! forest implementing [`netanalyzer_core::Classifier`], its model file,
-//! and CIC-IDS2017 feature extraction. Today it holds the crate's error
-//! type so dependants can name it.
+//! Pure library code: no sockets, no database, no clock. Time comes from
+//! packet timestamps only, so replaying a capture gives identical flows.
+//!
+//! - [`flow`]: the bidirectional flow table ([`flow::FlowAggregator`],
+//!   a [`netanalyzer_core::Aggregator`]) and the CICFlowMeter features.
+//! - [`dataset`]: labelled feature tables from CIC CSVs (all three column
+//!   layouts) or from flows, coarse class mapping, time-based splits.
+//! - [`forest`] + [`model`]: a smartcore random forest with per-tree votes,
+//!   its flattened inference form and the model file.
+//! - [`eval`]: precision, recall, F1, benign false-positive rate,
+//!   confusion matrix.
+//! - [`alert`]: folds classified flows into deduplicated alerts.
 #![forbid(unsafe_code)]
 
-use thiserror::Error;
+pub mod alert;
+pub mod dataset;
+mod error;
+pub mod eval;
+pub mod flow;
+pub mod forest;
+pub mod model;
 
-/// Errors of the ml crate.
-#[derive(Debug, Error)]
-#[non_exhaustive]
-pub enum MlError {
-    /// A feature vector had the wrong width for the model.
-    #[error("feature vector has {got} values, the model expects {expected}")]
-    FeatureWidth {
-        /// Values given.
-        got: usize,
-        /// Values the model takes.
-        expected: usize,
-    },
-}
+pub use error::MlError;
