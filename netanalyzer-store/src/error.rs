@@ -172,6 +172,34 @@ pub enum StoreError {
         /// What went wrong, for a human.
         detail: String,
     },
+    // -- flowdb variants --
+    /// A binary COPY stream read from PostgreSQL did not have the expected
+    /// layout (wrong header, column count, field length or value).
+    #[error("malformed copy data from {source_table}: {detail}")]
+    CopyDecode {
+        /// What was being read (e.g. `"raw_packets"`).
+        source_table: &'static str,
+        /// What is wrong, for a human.
+        detail: String,
+    },
+    /// Another aggregator with the same consumer name has saved a position
+    /// beyond this one: two aggregators share a consumer name.
+    #[error(
+        "consumer {consumer:?} is already at position {stored_xid}/{stored_batch_id}, \
+         beyond {xid}/{batch_id}: is another aggregator running with the same consumer name?"
+    )]
+    PositionConflict {
+        /// The consumer name.
+        consumer: String,
+        /// The stored position's xid.
+        stored_xid: u64,
+        /// The stored position's batch id.
+        stored_batch_id: i64,
+        /// The position being committed: xid.
+        xid: u64,
+        /// The position being committed: batch id.
+        batch_id: i64,
+    },
 }
 
 impl StoreError {

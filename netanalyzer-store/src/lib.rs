@@ -40,6 +40,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod flowdb;
 mod output;
 pub mod pg;
 pub mod server;

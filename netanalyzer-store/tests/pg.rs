@@ -2,7 +2,9 @@
 //! cluster, or `NETANALYZER_TEST_PG`. Skipped (with a message) when
 //! PostgreSQL is not installed, except under `CI=true`.
 
-use netanalyzer_core::{MacAddr, PacketBatch, PacketRecord, Protocol};
+mod support;
+
+use netanalyzer_core::{MacAddr, PacketRecord, Protocol};
 use netanalyzer_store::pg::{
     self, EmbeddedOptions, EmbeddedPostgres, PacketWriter, PartitionPlan, TestDb, WriteOutcome,
     MIGRATIONS,
@@ -12,47 +14,7 @@ use postgres::Client;
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::{Arc, Barrier};
-
-const DAY_NS: u64 = 86_400 * 1_000_000_000;
-/// 2024-03-10 00:00:00 UTC.
-const BASE_NS: u64 = 1_710_028_800 * 1_000_000_000;
-
-fn full_record(ts_ns: u64) -> PacketRecord {
-    PacketRecord {
-        ts_ns,
-        iface: Some(Arc::from("eth0")),
-        wire_len: u32::MAX,
-        cap_len: 1514,
-        eth_src: Some(MacAddr([0x00, 0x1b, 0x21, 0xaa, 0xbb, 0xcc])),
-        eth_dst: Some(MacAddr::BROADCAST),
-        vlan_id: Some(4095),
-        ether_type: Some(0x86dd),
-        ip_version: Some(6),
-        src_ip: Some("2001:db8::1".parse().unwrap()),
-        dst_ip: Some("fe80::abcd:ef01:2345:6789".parse().unwrap()),
-        ip_proto: Some(u8::MAX),
-        ttl: Some(255),
-        is_fragment: Some(false),
-        src_port: Some(u16::MAX),
-        dst_port: Some(443),
-        tcp_flags: Some(0x1ff),
-        tcp_seq: Some(u32::MAX),
-        tcp_ack: Some(u32::MAX - 1),
-        tcp_window: Some(u16::MAX),
-        payload_len: Some(u32::MAX),
-        icmp_type: Some(255),
-        icmp_code: Some(0),
-        arp_op: Some(u16::MAX),
-        dns_qname: Some("www.example.com".into()),
-        dns_qtype: Some(u16::MAX),
-        dns_is_response: Some(true),
-        http_method: Some("GET".into()),
-        http_host: Some("example.com".into()),
-        http_path: Some("/a?b=c&d=é".into()),
-        tls_sni: Some("sni.example".into()),
-        protocol: Protocol::Tls,
-    }
-}
+use support::{batch, count, full_record, BASE_NS, DAY_NS};
 
 fn ipv4_record(ts_ns: u64, i: u32) -> PacketRecord {
     PacketRecord {
@@ -68,16 +30,6 @@ fn ipv4_record(ts_ns: u64, i: u32) -> PacketRecord {
         protocol: Protocol::Tcp,
         ..PacketRecord::default()
     }
-}
-
-fn batch(seq: u64, records: Vec<PacketRecord>) -> PacketBatch {
-    let mut b = PacketBatch::new("sensor-1", 42, seq);
-    b.records = records;
-    b
-}
-
-fn count(client: &mut Client, sql: &str) -> i64 {
-    client.query_one(sql, &[]).unwrap().get(0)
 }
 
 fn u<T: TryFrom<i64>>(v: Option<i64>) -> Option<T>
@@ -231,7 +183,8 @@ fn batch_round_trips_every_column() {
     let full = full_record(BASE_NS + 123_456_789_999);
     let records = vec![empty, v4, full];
     assert_eq!(
-        w.write_batch(&batch(1, records.clone())).unwrap(),
+        w.write_batch(&batch("sensor-1", 1, records.clone()))
+            .unwrap(),
         WriteOutcome::Inserted { rows: 3 }
     );
     let back = read_back(&mut db.client());
@@ -261,7 +214,7 @@ fn duplicate_batch_writes_nothing() {
     let records: Vec<_> = (0..100)
         .map(|i| ipv4_record(BASE_NS + i, i as u32))
         .collect();
-    let b = batch(7, records);
+    let b = batch("sensor-1", 7, records);
     assert_eq!(
         w.write_batch(&b).unwrap(),
         WriteOutcome::Inserted { rows: 100 }
@@ -302,7 +255,7 @@ fn concurrent_duplicates_insert_exactly_once() {
         let records: Vec<_> = (0..2000)
             .map(|i| ipv4_record(BASE_NS + seq * 10_000 + i, i as u32))
             .collect();
-        let b = Arc::new(batch(seq, records));
+        let b = Arc::new(batch("sensor-1", seq, records));
         let barrier = Arc::new(Barrier::new(2));
         let handles: Vec<_> = (0..2)
             .map(|_| {
@@ -356,7 +309,7 @@ fn batch_spanning_three_days_creates_three_partitions() {
         ipv4_record(BASE_NS + 5, 4),
     ];
     assert_eq!(
-        w.write_batch(&batch(1, records)).unwrap(),
+        w.write_batch(&batch("sensor-1", 1, records)).unwrap(),
         WriteOutcome::Inserted { rows: 4 }
     );
     let mut c = db.client();
@@ -397,7 +350,7 @@ fn retention_drops_old_partitions_only() {
     let records: Vec<_> = (1..=10u64)
         .map(|d| ipv4_record(BASE_NS - d * DAY_NS, d as u32))
         .collect();
-    w.write_batch(&batch(1, records)).unwrap();
+    w.write_batch(&batch("sensor-1", 1, records)).unwrap();
     let plan = PartitionPlan {
         ahead_days: 2,
         retention_days: Some(3),
@@ -444,7 +397,7 @@ fn retention_drops_old_partitions_only() {
     // The writer's cached partition was dropped: it recreates it.
     let old = vec![ipv4_record(BASE_NS - 10 * DAY_NS, 99)];
     assert_eq!(
-        w.write_batch(&batch(2, old)).unwrap(),
+        w.write_batch(&batch("sensor-1", 2, old)).unwrap(),
         WriteOutcome::Inserted { rows: 1 }
     );
 }
@@ -473,7 +426,7 @@ fn injection_looking_strings_are_stored_verbatim() {
             ..PacketRecord::default()
         })
         .collect();
-    let mut b = batch(1, records.clone());
+    let mut b = batch("sensor-1", 1, records.clone());
     b.sensor_id = "s'; DROP TABLE x; --".into();
     w.write_batch(&b).unwrap();
     let back = read_back(&mut db.client());
@@ -523,7 +476,7 @@ fn write_some(pg: &EmbeddedPostgres, seq: u64, n: u32) {
         .map(|i| ipv4_record(BASE_NS + u64::from(i), i))
         .collect();
     assert_eq!(
-        w.write_batch(&batch(seq, records)).unwrap(),
+        w.write_batch(&batch("sensor-1", seq, records)).unwrap(),
         WriteOutcome::Inserted { rows: u64::from(n) }
     );
 }

@@ -81,6 +81,7 @@ pub struct EmbeddedPostgres {
     socket_dir: PathBuf,
     as_postgres: bool,
     running: bool,
+    adopted: bool,
 }
 
 impl EmbeddedPostgres {
@@ -103,6 +104,7 @@ impl EmbeddedPostgres {
             socket_dir,
             as_postgres,
             running: false,
+            adopted: false,
         };
         pg.start_inner()?;
         Ok(pg)
@@ -125,6 +127,21 @@ impl EmbeddedPostgres {
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
         &self.opts.data_dir
+    }
+
+    /// Whether [`start`](Self::start) found the cluster already running
+    /// and adopted it instead of starting it.
+    pub fn adopted(&self) -> bool {
+        self.adopted
+    }
+
+    /// Lets go of the handle without stopping the cluster: for a process
+    /// that shares a cluster another process runs (the aggregator beside
+    /// the server). Returns the connection string.
+    pub fn detach(mut self) -> String {
+        let conninfo = self.conninfo();
+        self.running = false;
+        conninfo
     }
 
     /// Stops the cluster (`pg_ctl stop -m fast`: open transactions are
@@ -172,6 +189,7 @@ impl EmbeddedPostgres {
 
         if self.postmaster_alive() {
             tracing::info!(data_dir = %data.display(), "adopting running postgres");
+            self.adopted = true;
         } else {
             // A postmaster.pid whose process is gone (or is not a postgres)
             // is stale: remove it so the start cannot trip on a reused pid.

@@ -27,6 +27,12 @@ pub const MIGRATIONS: &[Migration] = &[
         description: "raw_packets indexes",
         sql: include_str!("../../migrations/0002_indexes.sql"),
     },
+    Migration {
+        version: 3,
+        description:
+            "ingest_batches read positions, raw_packets.batch_id, flows, alerts, aggregator_state",
+        sql: include_str!("../../migrations/0003_flows.sql"),
+    },
 ];
 
 /// Advisory lock key held (per transaction) while migrating: "netamigr".

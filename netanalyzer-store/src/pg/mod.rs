@@ -30,15 +30,15 @@
 
 mod embedded;
 mod migrate;
-mod partition;
+pub(crate) mod partition;
 mod testdb;
-mod writer;
+pub(crate) mod writer;
 
 pub use embedded::{default_data_dir, EmbeddedOptions, EmbeddedPostgres};
 pub use migrate::{migrate, schema_version, MIGRATIONS};
 pub use partition::{
-    day_of_ts_ns, ensure_partitions, index_closed_partitions, maintain, partition_name,
-    MaintenanceReport, PartitionPlan, CLOSED_PARTITION_INDEXES,
+    day_of_ts_ns, ensure_partitions, flow_partition_name, index_closed_partitions, maintain,
+    maintain_flows, partition_name, MaintenanceReport, PartitionPlan, CLOSED_PARTITION_INDEXES,
 };
 pub use testdb::TestDb;
 pub use writer::{PacketWriter, WriteOutcome, RAW_PACKETS_COLUMNS};

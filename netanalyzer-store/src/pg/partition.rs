@@ -1,4 +1,5 @@
-//! Daily partitions of `raw_packets`: creation ahead of time and retention.
+//! Daily partitions of `raw_packets` (and of `flows`): creation ahead of
+//! time and retention.
 
 use super::pg_err;
 use crate::StoreError;
@@ -55,6 +56,10 @@ pub struct MaintenanceReport {
     /// Names of the closed partitions that got their btree indexes
     /// ([`CLOSED_PARTITION_INDEXES`]) during this run.
     pub indexed: Vec<String>,
+    /// Number of `flows` partitions created.
+    pub flows_created: u32,
+    /// Names of the `flows` partitions dropped by retention, oldest first.
+    pub flows_dropped: Vec<String>,
 }
 
 /// The day (days since 1970-01-01, UTC) of a timestamp in nanoseconds since
@@ -66,13 +71,34 @@ pub fn day_of_ts_ns(ts_ns: u64) -> i64 {
 
 /// The partition name of a day: `raw_packets_pYYYYMMDD`.
 pub fn partition_name(day: i64) -> String {
+    table_partition_name(RAW_PACKETS, day)
+}
+
+/// The `flows` partition name of a day: `flows_pYYYYMMDD`.
+pub fn flow_partition_name(day: i64) -> String {
+    table_partition_name(FLOWS, day)
+}
+
+/// The partitioned tables managed here.
+pub(crate) const RAW_PACKETS: &str = "raw_packets";
+/// The flows table (schema version 3).
+pub(crate) const FLOWS: &str = "flows";
+
+/// `<table>_pYYYYMMDD`.
+fn table_partition_name(table: &str, day: i64) -> String {
     let (y, m, d) = civil_from_days(day);
-    format!("raw_packets_p{y:04}{m:02}{d:02}")
+    format!("{table}_p{y:04}{m:02}{d:02}")
 }
 
 /// The day of a partition name made by [`partition_name`].
+#[cfg(test)]
 pub(crate) fn day_of_partition_name(name: &str) -> Option<i64> {
-    let digits = name.strip_prefix("raw_packets_p")?;
+    day_of_table_partition(RAW_PACKETS, name)
+}
+
+/// The day of a partition name `<table>_pYYYYMMDD`.
+fn day_of_table_partition(table: &str, name: &str) -> Option<i64> {
+    let digits = name.strip_prefix(table)?.strip_prefix("_p")?;
     if digits.len() != 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -123,6 +149,16 @@ pub fn ensure_partitions(
 
 /// Creates the partitions of the given days (any order) that are missing.
 pub(crate) fn ensure_partition_days(client: &mut Client, days: &[i64]) -> Result<u32, StoreError> {
+    ensure_table_partition_days(client, RAW_PACKETS, days)
+}
+
+/// Creates the partitions of `table` (`raw_packets` or `flows`) for the
+/// given days (any order) that are missing.
+pub(crate) fn ensure_table_partition_days(
+    client: &mut Client,
+    table: &'static str,
+    days: &[i64],
+) -> Result<u32, StoreError> {
     if days.is_empty() {
         return Ok(0);
     }
@@ -131,7 +167,7 @@ pub(crate) fn ensure_partition_days(client: &mut Client, days: &[i64]) -> Result
         .map_err(pg_err("partitions: lock"))?;
     let mut created = 0;
     for &day in days {
-        let name = partition_name(day);
+        let name = table_partition_name(table, day);
         let exists: bool = tx
             .query_one("SELECT to_regclass($1) IS NOT NULL", &[&name])
             .map_err(pg_err("partitions: look up"))?
@@ -140,7 +176,7 @@ pub(crate) fn ensure_partition_days(client: &mut Client, days: &[i64]) -> Result
             continue;
         }
         let sql = format!(
-            "CREATE TABLE IF NOT EXISTS {name} PARTITION OF raw_packets \
+            "CREATE TABLE IF NOT EXISTS {name} PARTITION OF {table} \
              FOR VALUES FROM ('{}') TO ('{}')",
             day_literal(day),
             day_literal(day + 1)
@@ -151,7 +187,7 @@ pub(crate) fn ensure_partition_days(client: &mut Client, days: &[i64]) -> Result
     }
     tx.commit().map_err(pg_err("partitions: commit"))?;
     if created > 0 {
-        tracing::info!(created, "created raw_packets partitions");
+        tracing::info!(created, table, "created partitions");
     }
     Ok(created)
 }
@@ -159,17 +195,23 @@ pub(crate) fn ensure_partition_days(client: &mut Client, days: &[i64]) -> Result
 /// The days of the existing partitions named `raw_packets_pYYYYMMDD`,
 /// ascending.
 pub(crate) fn partition_days(client: &mut Client) -> Result<Vec<i64>, StoreError> {
+    table_partition_days(client, RAW_PACKETS)
+}
+
+/// The days of the existing partitions named `<table>_pYYYYMMDD`,
+/// ascending.
+fn table_partition_days(client: &mut Client, table: &'static str) -> Result<Vec<i64>, StoreError> {
     let rows = client
         .query(
             "SELECT c.relname::text FROM pg_inherits i \
              JOIN pg_class c ON c.oid = i.inhrelid \
-             WHERE i.inhparent = 'raw_packets'::regclass",
-            &[],
+             WHERE i.inhparent = $1::text::regclass",
+            &[&table],
         )
         .map_err(pg_err("partitions: list"))?;
     let mut days: Vec<i64> = rows
         .iter()
-        .filter_map(|r| day_of_partition_name(r.get::<_, &str>(0)))
+        .filter_map(|r| day_of_table_partition(table, r.get::<_, &str>(0)))
         .collect();
     days.sort_unstable();
     Ok(days)
@@ -180,7 +222,9 @@ pub(crate) fn partition_days(client: &mut Client) -> Result<Vec<i64>, StoreError
 /// `today - retention_days` (when set), and builds the btree indexes of
 /// every closed partition (day before today) that lacks them (see
 /// [`index_closed_partitions`]). `now_unix_secs` is the wall clock (passed
-/// in so tests can move time).
+/// in so tests can move time). The `flows` partitions get the same
+/// creation ahead and retention (see [`maintain_flows`], which applies a
+/// different retention when called on its own).
 ///
 /// Each drop is its own short transaction under the partition advisory
 /// lock. Only partitions named `raw_packets_pYYYYMMDD` are considered.
@@ -196,30 +240,68 @@ pub fn maintain(
 ) -> Result<MaintenanceReport, StoreError> {
     let today = now_unix_secs.div_euclid(SECS_PER_DAY);
     let created = ensure_partitions(client, today, today + i64::from(plan.ahead_days))?;
-    let mut dropped = Vec::new();
-    if let Some(keep) = plan.retention_days {
-        let oldest_kept = today - i64::from(keep);
-        for day in partition_days(client)? {
-            if day >= oldest_kept {
-                break;
-            }
-            let name = partition_name(day);
-            let mut tx = client.transaction().map_err(pg_err("retention: begin"))?;
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PARTITION_LOCK])
-                .map_err(pg_err("retention: lock"))?;
-            tx.batch_execute(&format!("DROP TABLE IF EXISTS {name}"))
-                .map_err(pg_err("retention: drop partition"))?;
-            tx.commit().map_err(pg_err("retention: commit"))?;
-            tracing::info!(partition = %name, "dropped partition (retention)");
-            dropped.push(name);
-        }
-    }
+    let dropped = drop_old_partitions(client, RAW_PACKETS, today, plan.retention_days)?;
     let indexed = index_closed_partitions(client, today)?;
+    let (flows_created, flows_dropped) = maintain_flows(client, plan, now_unix_secs)?;
     Ok(MaintenanceReport {
         created,
         dropped,
         indexed,
+        flows_created,
+        flows_dropped,
     })
+}
+
+/// Upkeep of the `flows` partitions (`flows_pYYYYMMDD`): creates those of
+/// today to `today + plan.ahead_days` and drops those whose day is before
+/// `today - plan.retention_days` (when set). Returns (created, dropped
+/// names). [`maintain`] calls it with its own plan; call it with another
+/// plan to keep flows longer than packets.
+///
+/// # Errors
+///
+/// [`StoreError::Postgres`] when a statement fails.
+pub fn maintain_flows(
+    client: &mut Client,
+    plan: &PartitionPlan,
+    now_unix_secs: i64,
+) -> Result<(u32, Vec<String>), StoreError> {
+    let today = now_unix_secs.div_euclid(SECS_PER_DAY);
+    let days: Vec<i64> = (today..=today + i64::from(plan.ahead_days)).collect();
+    let created = ensure_table_partition_days(client, FLOWS, &days)?;
+    let dropped = drop_old_partitions(client, FLOWS, today, plan.retention_days)?;
+    Ok((created, dropped))
+}
+
+/// Drops the partitions of `table` whose day is more than `retention_days`
+/// before `today`, each in its own transaction under the partition lock;
+/// returns their names, oldest first.
+fn drop_old_partitions(
+    client: &mut Client,
+    table: &'static str,
+    today: i64,
+    retention_days: Option<u32>,
+) -> Result<Vec<String>, StoreError> {
+    let mut dropped = Vec::new();
+    let Some(keep) = retention_days else {
+        return Ok(dropped);
+    };
+    let oldest_kept = today - i64::from(keep);
+    for day in table_partition_days(client, table)? {
+        if day >= oldest_kept {
+            break;
+        }
+        let name = table_partition_name(table, day);
+        let mut tx = client.transaction().map_err(pg_err("retention: begin"))?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PARTITION_LOCK])
+            .map_err(pg_err("retention: lock"))?;
+        tx.batch_execute(&format!("DROP TABLE IF EXISTS {name}"))
+            .map_err(pg_err("retention: drop partition"))?;
+        tx.commit().map_err(pg_err("retention: commit"))?;
+        tracing::info!(partition = %name, "dropped partition (retention)");
+        dropped.push(name);
+    }
+    Ok(dropped)
 }
 
 /// Builds the [`CLOSED_PARTITION_INDEXES`] on every partition whose day is
@@ -278,7 +360,7 @@ pub fn index_closed_partitions(
 
 /// (year, month, day) of a day count since 1970-01-01 (proleptic
 /// Gregorian; H. Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
+pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -316,6 +398,12 @@ mod tests {
         }
         assert_eq!(day_of_partition_name("raw_packets_p20240230"), None);
         assert_eq!(day_of_partition_name("raw_packets_default"), None);
+        assert_eq!(flow_partition_name(19_723), "flows_p20240101");
+        assert_eq!(
+            day_of_table_partition(FLOWS, "flows_p20240101"),
+            Some(19_723)
+        );
+        assert_eq!(day_of_table_partition(FLOWS, "raw_packets_p20240101"), None);
         assert_eq!(day_literal(19_723), "2024-01-01 00:00:00+00");
         assert_eq!(day_of_ts_ns(1_704_067_200_000_000_000), 19_723);
         assert_eq!(day_of_ts_ns(1_704_067_199_999_999_999), 19_722);

@@ -9,14 +9,16 @@ use postgres::{Client, Statement, Transaction};
 use std::collections::HashSet;
 use std::io::Write;
 use std::net::IpAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The columns of `raw_packets`, in table (and COPY) order: `ts` and
 /// `ts_ns_rem` (the record's `ts_ns` split into µs and the ns remainder),
 /// `sensor_id`, then every other record field under its own name, in
-/// [`PacketRecord::FIELD_NAMES`] order.
-pub const RAW_PACKETS_COLUMNS: [&str; PacketRecord::FIELD_COUNT + 2] = {
+/// [`PacketRecord::FIELD_NAMES`] order, and last `batch_id` (the
+/// `ingest_batches.id` of the batch the row came from; schema version 3).
+pub const RAW_PACKETS_COLUMNS: [&str; PacketRecord::FIELD_COUNT + 3] = {
     let fields = PacketRecord::FIELD_NAMES;
-    let mut out = [""; PacketRecord::FIELD_COUNT + 2];
+    let mut out = [""; PacketRecord::FIELD_COUNT + 3];
     out[0] = "ts";
     out[1] = "ts_ns_rem";
     out[2] = "sensor_id";
@@ -26,6 +28,7 @@ pub const RAW_PACKETS_COLUMNS: [&str; PacketRecord::FIELD_COUNT + 2] = {
         out[i + 2] = fields[i];
         i += 1;
     }
+    out[PacketRecord::FIELD_COUNT + 2] = "batch_id";
     out
 };
 
@@ -33,7 +36,7 @@ pub const RAW_PACKETS_COLUMNS: [&str; PacketRecord::FIELD_COUNT + 2] = {
 /// [`encode_row`] writes; its test checks the bytes against the driver's
 /// own encoding of these types).
 #[cfg(test)]
-const COLUMN_TYPES: [postgres::types::Type; 34] = {
+const COLUMN_TYPES: [postgres::types::Type; 35] = {
     use postgres::types::Type;
     [
         Type::TIMESTAMPTZ, // ts
@@ -70,6 +73,7 @@ const COLUMN_TYPES: [postgres::types::Type; 34] = {
         Type::TEXT,        // http_path
         Type::TEXT,        // tls_sni
         Type::TEXT,        // protocol
+        Type::INT8,        // batch_id
     ]
 };
 
@@ -77,13 +81,17 @@ const COPY_SQL: &str = "COPY raw_packets (ts, ts_ns_rem, sensor_id, iface, wire_
     eth_src, eth_dst, vlan_id, ether_type, ip_version, src_ip, dst_ip, ip_proto, ttl, \
     is_fragment, src_port, dst_port, tcp_flags, tcp_seq, tcp_ack, tcp_window, payload_len, \
     icmp_type, icmp_code, arp_op, dns_qname, dns_qtype, dns_is_response, http_method, \
-    http_host, http_path, tls_sni, protocol) FROM STDIN (FORMAT binary)";
+    http_host, http_path, tls_sni, protocol, batch_id) FROM STDIN (FORMAT binary)";
 
-const INSERT_BATCH_SQL: &str = "INSERT INTO ingest_batches (sensor_id, stream_id, seq, records) \
-    VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
+/// Records the batch in the ledger and returns its id (no row when the
+/// batch was already committed). `xid` defaults to the writing
+/// transaction's id (see `docs/schema.md`, "Reading packets exactly once").
+const INSERT_BATCH_SQL: &str = "INSERT INTO ingest_batches \
+    (sensor_id, stream_id, seq, records, min_ts, max_ts) \
+    VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING id";
 
 /// Microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
-const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
+pub(crate) const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
 
 /// What [`PacketWriter::write_batch`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,7 +208,7 @@ impl PacketWriter {
         let outcome = self.with_partitions(records, |w| {
             let copy = w.copy_statement().map_err(db)?;
             let mut tx = w.client.transaction().map_err(db)?;
-            let rows = copy_rows(&mut tx, &copy, sensor_id, records, &mut w.copy_buf)?;
+            let rows = copy_rows(&mut tx, &copy, sensor_id, None, records, &mut w.copy_buf)?;
             tx.commit().map_err(db)?;
             Ok(WriteOutcome::Inserted { rows })
         })?;
@@ -304,20 +312,48 @@ impl PacketWriter {
         let insert = self.insert_statement().map_err(db)?;
         let copy = self.copy_statement().map_err(db)?;
         let mut tx = self.client.transaction().map_err(db)?;
+        let (min_ts, max_ts) = ts_range(records);
         let fresh = tx
-            .execute(
+            .query_opt(
                 &insert,
-                &[&key.sensor_id, &key.stream_id, &key.seq, &key.count],
+                &[
+                    &key.sensor_id,
+                    &key.stream_id,
+                    &key.seq,
+                    &key.count,
+                    &min_ts,
+                    &max_ts,
+                ],
             )
             .map_err(db)?;
-        if fresh == 0 {
+        let Some(row) = fresh else {
             tx.rollback().map_err(db)?;
             return Ok(WriteOutcome::Duplicate);
-        }
-        let rows = copy_rows(&mut tx, &copy, sensor_id, records, &mut self.copy_buf)?;
+        };
+        let batch_id: i64 = row.try_get(0).map_err(db)?;
+        let rows = copy_rows(
+            &mut tx,
+            &copy,
+            sensor_id,
+            Some(batch_id),
+            records,
+            &mut self.copy_buf,
+        )?;
         tx.commit().map_err(db)?;
         Ok(WriteOutcome::Inserted { rows })
     }
+}
+
+/// The first and last packet time of a batch, to the µs (what `ts` holds),
+/// as `ingest_batches.min_ts` / `max_ts`; `None` for an empty batch.
+fn ts_range(records: &[PacketRecord]) -> (Option<SystemTime>, Option<SystemTime>) {
+    let mut it = records.iter().map(|r| r.ts_ns / 1000);
+    let Some(first) = it.next() else {
+        return (None, None);
+    };
+    let (lo, hi) = it.fold((first, first), |(lo, hi), t| (lo.min(t), hi.max(t)));
+    let at = |us: u64| UNIX_EPOCH + Duration::from_micros(us);
+    (Some(at(lo)), Some(at(hi)))
 }
 
 /// The `ingest_batches` key of a batch, already converted.
@@ -334,15 +370,17 @@ struct BatchKey<'a> {
 const COPY_CHUNK: usize = 256 << 10;
 
 /// The binary COPY signature, flags (0) and header extension length (0).
-const COPY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+pub(crate) const COPY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 
 /// Binary-COPYs `records` into `raw_packets` inside `tx`, encoding the
 /// rows (PostgreSQL's binary COPY format, the columns of
-/// [`RAW_PACKETS_COLUMNS`]) into `buf`, which is reused between batches.
+/// [`RAW_PACKETS_COLUMNS`]) into `buf`, which is reused
+/// between batches.
 fn copy_rows(
     tx: &mut Transaction<'_>,
     copy: &Statement,
     sensor_id: &str,
+    batch_id: Option<i64>,
     records: &[PacketRecord],
     buf: &mut Vec<u8>,
 ) -> Result<u64, StoreError> {
@@ -350,7 +388,7 @@ fn copy_rows(
     buf.clear();
     buf.extend_from_slice(COPY_HEADER);
     for r in records {
-        encode_row(buf, sensor_id, r);
+        encode_row(buf, sensor_id, batch_id, r);
         if buf.len() >= COPY_CHUNK {
             send_chunk(&mut w, buf)?;
         }
@@ -370,6 +408,17 @@ fn db(source: postgres::Error) -> StoreError {
 
 /// Hands `buf` to the driver and sends it as one CopyData message.
 fn send_chunk(w: &mut postgres::CopyInWriter<'_>, buf: &mut Vec<u8>) -> Result<(), StoreError> {
+    send_copy_chunk(w, buf, COPY_CONTEXT, "raw_packets (COPY)")
+}
+
+/// Hands `buf` to the driver and sends it as one CopyData message; errors
+/// carry `context` (driver errors) or `what` (I/O errors).
+pub(crate) fn send_copy_chunk(
+    w: &mut postgres::CopyInWriter<'_>,
+    buf: &mut Vec<u8>,
+    context: &'static str,
+    what: &'static str,
+) -> Result<(), StoreError> {
     let sent = w.write_all(buf).and_then(|()| w.flush());
     buf.clear();
     sent.map_err(|e| {
@@ -377,14 +426,14 @@ fn send_chunk(w: &mut postgres::CopyInWriter<'_>, buf: &mut Vec<u8>) -> Result<(
         if e.get_ref().is_some_and(|i| i.is::<postgres::Error>()) {
             if let Some(Ok(source)) = e.into_inner().map(|i| i.downcast::<postgres::Error>()) {
                 return StoreError::Postgres {
-                    context: COPY_CONTEXT,
+                    context,
                     source: *source,
                 };
             }
             unreachable!("checked to be a postgres::Error just above");
         }
         StoreError::Write {
-            path: "raw_packets (COPY)".into(),
+            path: what.into(),
             source: e,
         }
     })
@@ -395,7 +444,7 @@ const COLUMNS: i16 = RAW_PACKETS_COLUMNS.len() as i16;
 
 /// Appends one row in binary COPY format. Every value is widened to a
 /// PostgreSQL type that holds it (no unsigned types there).
-fn encode_row(buf: &mut Vec<u8>, sensor_id: &str, r: &PacketRecord) {
+fn encode_row(buf: &mut Vec<u8>, sensor_id: &str, batch_id: Option<i64>, r: &PacketRecord) {
     buf.extend_from_slice(&COLUMNS.to_be_bytes());
     // Microseconds since 2000-01-01 and the nanosecond remainder.
     put_i64(buf, (r.ts_ns / 1000) as i64 - PG_EPOCH_OFFSET_US);
@@ -432,43 +481,90 @@ fn encode_row(buf: &mut Vec<u8>, sensor_id: &str, r: &PacketRecord) {
     put_text(buf, r.http_path.as_deref());
     put_text(buf, r.tls_sni.as_deref());
     put_text(buf, Some(r.protocol.as_str()));
+    opt(buf, batch_id, put_i64);
+}
+
+/// [`encode_row`] with `batch_id` 1, for the feed decoder's tests.
+#[cfg(test)]
+pub(crate) fn encode_row_for_test(buf: &mut Vec<u8>, sensor_id: &str, r: &PacketRecord) {
+    encode_row(buf, sensor_id, Some(1), r);
+}
+
+/// A record with every field set, many at the edge of their range: the
+/// fixture of the encoder's and the feed decoder's tests.
+#[cfg(test)]
+pub(crate) fn full_record_for_test() -> PacketRecord {
+    PacketRecord {
+        ts_ns: 1_700_000_000_123_456_789,
+        iface: Some("eth0".into()),
+        wire_len: u32::MAX,
+        cap_len: 60,
+        eth_src: Some(MacAddr([1, 2, 3, 4, 5, 6])),
+        eth_dst: Some(MacAddr([0xff; 6])),
+        vlan_id: Some(4095),
+        ether_type: Some(0x86dd),
+        ip_version: Some(6),
+        src_ip: Some("2001:db8::1".parse().unwrap()),
+        dst_ip: Some("10.0.0.1".parse().unwrap()),
+        ip_proto: Some(255),
+        ttl: Some(255),
+        is_fragment: Some(true),
+        src_port: Some(65535),
+        dst_port: Some(0),
+        tcp_flags: Some(0x1ff),
+        tcp_seq: Some(u32::MAX),
+        tcp_ack: Some(1),
+        tcp_window: Some(65535),
+        payload_len: Some(u32::MAX),
+        icmp_type: Some(8),
+        icmp_code: Some(0),
+        arp_op: Some(2),
+        dns_qname: Some("exämple.org".into()),
+        dns_qtype: Some(65535),
+        dns_is_response: Some(false),
+        http_method: Some("GET".into()),
+        http_host: Some(String::new()),
+        http_path: Some("/x".into()),
+        tls_sni: Some("a.b".into()),
+        protocol: netanalyzer_core::Protocol::Icmpv6,
+    }
 }
 
 /// A NULL field: length -1, no bytes.
-fn put_null(buf: &mut Vec<u8>) {
+pub(crate) fn put_null(buf: &mut Vec<u8>) {
     buf.extend_from_slice(&(-1i32).to_be_bytes());
 }
 
-fn opt<T>(buf: &mut Vec<u8>, v: Option<T>, put: impl FnOnce(&mut Vec<u8>, T)) {
+pub(crate) fn opt<T>(buf: &mut Vec<u8>, v: Option<T>, put: impl FnOnce(&mut Vec<u8>, T)) {
     match v {
         Some(v) => put(buf, v),
         None => put_null(buf),
     }
 }
 
-fn put_i16(buf: &mut Vec<u8>, v: i16) {
+pub(crate) fn put_i16(buf: &mut Vec<u8>, v: i16) {
     buf.extend_from_slice(&2i32.to_be_bytes());
     buf.extend_from_slice(&v.to_be_bytes());
 }
 
-fn put_i32(buf: &mut Vec<u8>, v: i32) {
+pub(crate) fn put_i32(buf: &mut Vec<u8>, v: i32) {
     buf.extend_from_slice(&4i32.to_be_bytes());
     buf.extend_from_slice(&v.to_be_bytes());
 }
 
-fn put_i64(buf: &mut Vec<u8>, v: i64) {
+pub(crate) fn put_i64(buf: &mut Vec<u8>, v: i64) {
     buf.extend_from_slice(&8i32.to_be_bytes());
     buf.extend_from_slice(&v.to_be_bytes());
 }
 
-fn put_bool(buf: &mut Vec<u8>, v: bool) {
+pub(crate) fn put_bool(buf: &mut Vec<u8>, v: bool) {
     buf.extend_from_slice(&1i32.to_be_bytes());
     buf.push(u8::from(v));
 }
 
 /// `text`: the UTF-8 bytes. Callers keep strings under `i32::MAX` bytes
 /// (checked by [`check_text_lengths`]).
-fn put_text(buf: &mut Vec<u8>, v: Option<&str>) {
+pub(crate) fn put_text(buf: &mut Vec<u8>, v: Option<&str>) {
     let Some(s) = v else {
         return put_null(buf);
     };
@@ -478,7 +574,7 @@ fn put_text(buf: &mut Vec<u8>, v: Option<&str>) {
 }
 
 /// `macaddr`: the six octets.
-fn put_mac(buf: &mut Vec<u8>, v: Option<MacAddr>) {
+pub(crate) fn put_mac(buf: &mut Vec<u8>, v: Option<MacAddr>) {
     let Some(m) = v else {
         return put_null(buf);
     };
@@ -488,7 +584,7 @@ fn put_mac(buf: &mut Vec<u8>, v: Option<MacAddr>) {
 
 /// `inet`: family (2 = IPv4, 3 = IPv6), prefix bits, is_cidr (0),
 /// address length, address.
-fn put_inet(buf: &mut Vec<u8>, v: Option<IpAddr>) {
+pub(crate) fn put_inet(buf: &mut Vec<u8>, v: Option<IpAddr>) {
     match v {
         None => put_null(buf),
         Some(IpAddr::V4(a)) => {
@@ -538,7 +634,6 @@ fn check_text_lengths(sensor_id: &str, records: &[PacketRecord]) -> Result<(), S
 mod tests {
     use super::*;
     use bytes::BytesMut;
-    use netanalyzer_core::Protocol;
     use postgres::types::{IsNull, ToSql};
 
     /// The driver's encoding of one value of type `ty`.
@@ -572,42 +667,12 @@ mod tests {
     #[test]
     fn rows_equal_the_driver_encoding() {
         let full = PacketRecord {
-            ts_ns: 1_700_000_000_123_456_789,
-            iface: Some("eth0".into()),
-            wire_len: u32::MAX,
-            cap_len: 60,
-            eth_src: Some(MacAddr([1, 2, 3, 4, 5, 6])),
-            eth_dst: Some(MacAddr([0xff; 6])),
-            vlan_id: Some(4095),
-            ether_type: Some(0x86dd),
-            ip_version: Some(6),
-            src_ip: Some("2001:db8::1".parse().unwrap()),
-            dst_ip: Some("10.0.0.1".parse().unwrap()),
-            ip_proto: Some(255),
-            ttl: Some(255),
-            is_fragment: Some(true),
-            src_port: Some(65535),
-            dst_port: Some(0),
-            tcp_flags: Some(0x1ff),
-            tcp_seq: Some(u32::MAX),
-            tcp_ack: Some(1),
-            tcp_window: Some(65535),
-            payload_len: Some(u32::MAX),
-            icmp_type: Some(8),
-            icmp_code: Some(0),
-            arp_op: Some(2),
-            dns_qname: Some("exämple.org".into()),
-            dns_qtype: Some(65535),
-            dns_is_response: Some(false),
-            http_method: Some("GET".into()),
-            http_host: Some(String::new()),
             http_path: Some("/'; DROP TABLE x; --".into()),
-            tls_sni: Some("a.b".into()),
-            protocol: Protocol::Icmpv6,
+            ..full_record_for_test()
         };
         for r in [full, PacketRecord::default()] {
             let mut buf = Vec::new();
-            encode_row(&mut buf, "s-1", &r);
+            encode_row(&mut buf, "s-1", Some(7), &r);
             let ts = (r.ts_ns / 1000) as i64 - PG_EPOCH_OFFSET_US;
             let rem = (r.ts_ns % 1000) as i16;
             let mac = |m: Option<MacAddr>| m.map(|m| m.octets().to_vec());
@@ -647,6 +712,7 @@ mod tests {
                 driver(&r.http_path.as_deref(), &t[31]),
                 driver(&r.tls_sni.as_deref(), &t[32]),
                 driver(&r.protocol.as_str(), &t[33]),
+                driver(&7i64, &t[34]),
             ];
             assert_eq!(want.len(), RAW_PACKETS_COLUMNS.len());
             assert_eq!(fields(&buf), want, "{r:?}");
