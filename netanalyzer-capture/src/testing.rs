@@ -17,7 +17,9 @@
 //! # let _ = sent;
 //! ```
 
-use std::path::Path;
+use crate::FileSource;
+use netanalyzer_core::{PacketRecord, ParseStats, Source, SourceEvent};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -25,6 +27,43 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// up must fail instead of skipping.
 pub fn ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// The shared capture corpus (`../shared/pcaps` beside the workspace,
+/// with its `MANIFEST.tsv`), or `None` after printing why `test` skips.
+/// Under `CI=true` a missing corpus is a failure: CI always has it.
+pub fn shared_pcaps_or_skip(test: &str) -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/pcaps");
+    if dir.join("MANIFEST.tsv").is_file() {
+        return Some(dir);
+    }
+    assert!(!ci(), "CI=true but the corpus {} is missing", dir.display());
+    println!(
+        "skipping {test}: capture corpus {} not found",
+        dir.display()
+    );
+    None
+}
+
+/// Every record of a capture file read with [`FileSource`], its parse
+/// counters, and the read error (corrupt file) that ended it early, if
+/// any, beside the records read before it.
+pub fn read_capture(path: &Path) -> (Vec<PacketRecord>, ParseStats, Option<String>) {
+    let mut src = match FileSource::open(path) {
+        Ok(s) => s,
+        Err(e) => return (Vec::new(), ParseStats::default(), Some(e.to_string())),
+    };
+    let mut out = Vec::new();
+    let mut rec = PacketRecord::default();
+    let err = loop {
+        match src.next_into(&mut rec) {
+            Ok(SourceEvent::Packet) => out.push(rec.clone()),
+            Ok(SourceEvent::Idle) => continue,
+            Ok(SourceEvent::End) => break None,
+            Err(e) => break Some(e.to_string()),
+        }
+    };
+    (out, src.stats().parse, err)
 }
 
 /// Whether the effective user is root.

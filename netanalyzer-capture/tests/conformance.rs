@@ -7,11 +7,9 @@
 //! with a printed reason, unless `CI=true`, where it fails.
 
 mod support;
-use netanalyzer_capture::FileSource;
-use netanalyzer_core::{PacketRecord, ParseStats, Source, SourceEvent};
+use netanalyzer_core::{PacketRecord, ParseStats};
 use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
-use std::path::Path;
 
 /// Minimum agreement, per field over the whole corpus.
 const MIN_AGREEMENT: f64 = 0.995;
@@ -138,26 +136,6 @@ fn ours_only_excused(field: &str, r: &PacketRecord, retransmission: bool) -> boo
         .flatten()
         .any(|p| ports.contains(p));
     retransmission || !on_port
-}
-
-/// Reads every record of a capture; the error (corrupt file) is returned
-/// beside the records read before it.
-fn read_records(path: &Path) -> (Vec<PacketRecord>, ParseStats, Option<String>) {
-    let mut src = match FileSource::open(path) {
-        Ok(s) => s,
-        Err(e) => return (Vec::new(), ParseStats::default(), Some(e.to_string())),
-    };
-    let mut out = Vec::new();
-    let mut rec = PacketRecord::default();
-    let err = loop {
-        match src.next_into(&mut rec) {
-            Ok(SourceEvent::Packet) => out.push(rec.clone()),
-            Ok(SourceEvent::Idle) => continue,
-            Ok(SourceEvent::End) => break None,
-            Err(e) => break Some(e.to_string()),
-        }
-    };
-    (out, src.stats().parse, err)
 }
 
 fn ts_string(ns: u64) -> String {
@@ -324,7 +302,7 @@ fn field_pair(
 
 #[test]
 fn records_agree_with_tshark() {
-    let Some(dir) = support::corpus_dir("conformance") else {
+    let Some(dir) = netanalyzer_capture::testing::shared_pcaps_or_skip("conformance") else {
         return;
     };
     let mut files: Vec<String> = std::fs::read_dir(&dir)
@@ -342,7 +320,7 @@ fn records_agree_with_tshark() {
     let mut total_stats = ParseStats::default();
     println!("\n== per file: rows, read error, fields below 100% (matches/compared) ==");
     for name in &files {
-        let (records, stats, err) = read_records(&dir.join(name));
+        let (records, stats, err) = netanalyzer_capture::testing::read_capture(&dir.join(name));
         total_stats.merge(&stats);
         let (text, which) = support::read_oracle(&dir, name, true);
         let mut lines = text.lines();
@@ -497,7 +475,7 @@ fn records_agree_with_tshark() {
 #[ignore = "timing; run in release"]
 fn parse_speed_on_corpus() {
     use netanalyzer_capture::{parse::parse_frame, FrameReader, LinkType};
-    let Some(dir) = support::corpus_dir("conformance") else {
+    let Some(dir) = netanalyzer_capture::testing::shared_pcaps_or_skip("conformance") else {
         return;
     };
     let mut frames: Vec<(LinkType, u32, Vec<u8>)> = Vec::new();

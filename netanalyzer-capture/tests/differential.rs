@@ -626,7 +626,9 @@ fn mix(x: u64) -> u64 {
 
 #[test]
 fn differential_corpus() {
-    let Some(dir) = support::corpus_dir("the differential corpus test") else {
+    let Some(dir) =
+        netanalyzer_capture::testing::shared_pcaps_or_skip("the differential corpus test")
+    else {
         return;
     };
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)

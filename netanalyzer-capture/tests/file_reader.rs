@@ -65,7 +65,9 @@ fn fmt_ts(ns: u64) -> String {
 
 #[test]
 fn every_capture_matches_the_oracle() {
-    let Some(dir) = support::corpus_dir("the file reader corpus test") else {
+    let Some(dir) =
+        netanalyzer_capture::testing::shared_pcaps_or_skip("the file reader corpus test")
+    else {
         return;
     };
     let rows = manifest(&dir);

@@ -1,26 +1,10 @@
 //! Shared by the integration tests that read the real captures in
-//! `../shared/pcaps`: where the corpus is, and its tshark oracle.
+//! `../shared/pcaps` (found by `testing::shared_pcaps_or_skip`): their
+//! tshark oracle.
 #![allow(dead_code)] // each test binary uses a part
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
-
-/// The shared capture corpus, or `None` (skip, with a printed reason) when
-/// it is missing. Under `CI=true` a missing corpus is a failure: CI always
-/// has it.
-pub fn corpus_dir(test: &str) -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/pcaps");
-    if dir.join("MANIFEST.tsv").is_file() {
-        return Some(dir);
-    }
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    assert!(!ci, "CI=true but the corpus {} is missing", dir.display());
-    println!(
-        "skipping {test}: capture corpus {} not found",
-        dir.display()
-    );
-    None
-}
+use std::path::Path;
 
 /// The oracle text of capture `name` and the suffix it was read from:
 /// `NAME.fields.noreasm.tsv` when `prefer_noreasm` and it exists, else
