@@ -24,6 +24,7 @@ use netanalyzer_capture::gen::{self, GenConfig, Generator, Scenario};
 use netanalyzer_capture::parse::parse_frame;
 use netanalyzer_capture::LinkType;
 use netanalyzer_core::{PacketRecord, ParseStats, Protocol};
+use netanalyzer_store::pg::{EmbeddedOptions, EmbeddedPostgres};
 use std::ops::Range;
 
 /// Seed of every bench fixture (the generator's default).
@@ -154,6 +155,21 @@ impl FrameSet {
         stats.packets
     }
 
+    /// Parses every frame the way [`netanalyzer_capture::FileSource`]
+    /// does, each into its own record: the input of the benches that start
+    /// from parsed records.
+    pub fn records(&self) -> Vec<PacketRecord> {
+        let mut stats = ParseStats::default();
+        self.iter()
+            .map(|(ts_ns, data)| {
+                let mut rec = PacketRecord::default();
+                fill(&mut rec, ts_ns, data);
+                parse_frame(LinkType::ETHERNET, data, &mut rec, &mut stats);
+                rec
+            })
+            .collect()
+    }
+
     /// How many frames have each protocol, most frequent first: printed
     /// by the benches so a reader knows what a case contains.
     pub fn protocol_mix(&self) -> Vec<(Protocol, usize)> {
@@ -207,6 +223,52 @@ pub fn pcap_bytes(cfg: &GenConfig) -> Vec<u8> {
     let mut pcap = Vec::new();
     gen::generate(cfg, &mut pcap, std::io::sink()).expect("generate into memory");
     pcap
+}
+
+/// Parses the arguments of a bench binary, all of the form `--NAME N`
+/// with `N` a positive integer: each sets the value paired with its name
+/// in `flags` (which hold the defaults). Anything else is an error.
+pub fn parse_positive_flags(
+    args: impl IntoIterator<Item = String>,
+    flags: &mut [(&str, &mut u64)],
+) -> Result<(), String> {
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
+        let Some((name, value)) = flags.iter_mut().find(|(name, _)| *name == a) else {
+            return Err(format!("unknown argument {a:?}"));
+        };
+        **value = it
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|v| *v > 0)
+            .ok_or(format!("{name} needs a positive number"))?;
+    }
+    Ok(())
+}
+
+/// An embedded PostgreSQL cluster with `durable: false` in a fresh
+/// temporary directory, for the database benches (`catchup`,
+/// `pg_index_cost`). The directory is removed after the cluster stops.
+pub struct ScratchPostgres {
+    /// The running cluster.
+    pub pg: EmbeddedPostgres,
+    // Declared after `pg`, so dropped after it: the cluster stops before
+    // its directory goes.
+    _dir: tempfile::TempDir,
+}
+
+impl ScratchPostgres {
+    /// Starts a cluster in a new temporary directory named `prefix…`.
+    pub fn start(prefix: &str) -> Result<Self, Box<dyn std::error::Error>> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::Builder::new().prefix(prefix).tempdir()?;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711))?;
+        let pg = EmbeddedPostgres::start(EmbeddedOptions {
+            data_dir: dir.path().join("data"),
+            durable: false,
+        })?;
+        Ok(ScratchPostgres { pg, _dir: dir })
+    }
 }
 
 #[cfg(test)]

@@ -19,12 +19,10 @@
 //! for the chosen set the time to build the closed-partition btree indexes
 //! afterwards. Used to choose the indexes in `docs/schema.md`.
 
-use netanalyzer_benches::{fill, gen_config, FrameSet};
+use netanalyzer_benches::{gen_config, parse_positive_flags, FrameSet, ScratchPostgres};
 use netanalyzer_capture::gen::Scenario;
-use netanalyzer_capture::parse::parse_frame;
-use netanalyzer_capture::LinkType;
-use netanalyzer_core::{PacketRecord, ParseStats};
-use netanalyzer_store::pg::{self, EmbeddedOptions, EmbeddedPostgres, PacketWriter};
+use netanalyzer_core::PacketRecord;
+use netanalyzer_store::pg::{self, EmbeddedPostgres, PacketWriter};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -88,47 +86,26 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        records: 1_000_000,
-        batch: 10_000,
-        rounds: 3,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .and_then(|v| v.parse::<u64>().ok())
-                .filter(|v| *v > 0)
-                .ok_or(format!("{name} needs a positive number"))
-        };
-        match a.as_str() {
-            "--records" => args.records = value("--records")?,
-            "--batch" => args.batch = value("--batch")? as usize,
-            "--rounds" => args.rounds = value("--rounds")?,
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    Ok(args)
-}
-
-fn records(n: u64) -> Vec<PacketRecord> {
-    let frames = FrameSet::generate(&gen_config(n, &Scenario::ALL));
-    let mut stats = ParseStats::default();
-    frames
-        .iter()
-        .map(|(ts_ns, data)| {
-            let mut rec = PacketRecord::default();
-            fill(&mut rec, ts_ns, data);
-            parse_frame(LinkType::ETHERNET, data, &mut rec, &mut stats);
-            rec
-        })
-        .collect()
+    let (mut records, mut batch, mut rounds) = (1_000_000, 10_000, 3);
+    parse_positive_flags(
+        std::env::args().skip(1),
+        &mut [
+            ("--records", &mut records),
+            ("--batch", &mut batch),
+            ("--rounds", &mut rounds),
+        ],
+    )?;
+    Ok(Args {
+        records,
+        batch: batch as usize,
+        rounds,
+    })
 }
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse_args()?;
     eprintln!("generating {} records ...", args.records);
-    let recs = records(args.records);
+    let recs = FrameSet::generate(&gen_config(args.records, &Scenario::ALL)).records();
     let first_day = recs
         .iter()
         .map(|r| pg::day_of_ts_ns(r.ts_ns))
@@ -140,17 +117,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         .max()
         .unwrap_or(0);
 
-    let dir = tempfile::Builder::new()
-        .prefix("netanalyzer-pg-index-")
-        .tempdir()?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711))?;
-    }
-    let pg = EmbeddedPostgres::start(EmbeddedOptions {
-        data_dir: dir.path().join("data"),
-        durable: false,
-    })?;
+    let scratch = ScratchPostgres::start("netanalyzer-pg-index-")?;
+    let pg = scratch.pg;
     let mut admin = pg::connect(&pg.conninfo_for("postgres"))?;
     println!(
         "{} records, batches of {}, embedded PostgreSQL (durable=false)",

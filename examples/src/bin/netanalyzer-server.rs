@@ -100,21 +100,7 @@ struct Cli {
 static SIGNALLED: AtomicBool = AtomicBool::new(false);
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
-        }
-    };
-    netanalyzer_examples::init_logging();
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("netanalyzer-server: error: {e:#}");
-            ExitCode::from(1)
-        }
-    }
+    netanalyzer_examples::service_main("netanalyzer-server", run)
 }
 
 /// Defaults, then the config file, then the flags.

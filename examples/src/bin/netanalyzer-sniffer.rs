@@ -1,31 +1,41 @@
 //! `netanalyzer-sniffer`: read packets from a capture file or live
 //! interfaces, parse them into records and write them to one or more
 //! outputs (JSON Lines, rotated CSV, nothing) and/or send them to an
-//! ingest server (`--server`, with an on-disk spool).
+//! ingest server (`--server`, with an on-disk spool). With `--aggregate`
+//! it also runs the flow table and the classifier on the records (on a
+//! thread of its own) and writes labelled flows and alerts.
 //!
 //! The logic lives in the crates: `netanalyzer_capture` (sources),
-//! `netanalyzer_store` (outputs, the HTTP transport) and
-//! `netanalyzer_core::pump` (the loop).
+//! `netanalyzer_store` (outputs, the HTTP transport),
+//! `netanalyzer_core::pump` (the loop) and `netanalyzer_examples::flows`
+//! (flows, classification, alerts).
 //! This binary parses flags, wires them together, draws progress and
 //! prints the summary. Run with `--help` for the flags and exit codes.
 
 use anyhow::{Context, Result};
 use clap::{ArgGroup, Parser};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use netanalyzer_capture::{CaptureError, FileSource, LiveConfig, LiveSource};
 use netanalyzer_core::{
-    pump, Control, PacketRecord, PumpError, PumpOptions, PumpReport, Sink, Source, SourceEvent,
-    SourceStats,
+    pump, Alert, Control, FlowRecord, PacketRecord, PumpError, PumpOptions, PumpReport, Sink,
+    Source, SourceEvent, SourceStats, Timestamp,
 };
+use netanalyzer_examples::flows::{emitted_by_reason, FlowJson, FlowPipeline};
+use netanalyzer_ml::alert::{AlertConfig, AlertStats};
+use netanalyzer_ml::flow::{FlowConfig, FlowStats};
+use netanalyzer_ml::model::{default_model, Model};
 use netanalyzer_store::transport::{HttpSink, HttpSinkConfig, SpoolFullPolicy, TransportStats};
 use netanalyzer_store::wire::{Compression, SensorStats};
 use netanalyzer_store::{CsvOptions, Output, OutputSpec, StoreError, Tee};
 use std::fmt::Write as _;
-use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 const AFTER_HELP: &str = "\
@@ -45,6 +55,14 @@ sniffer. Up to --senders requests are in flight at once.
 At the end the sniffer waits until the server has acknowledged every record;
 it gives up when nothing was acknowledged for --drain-timeout seconds.
 Without -o, --server writes no local output; -o csv:DIR keeps a local copy.
+
+With --aggregate, the records also go (in batches, through a bounded queue)
+to a thread that runs the flow table and the classifier (--model, default:
+the model built into netanalyzer). -o flows-jsonl:PATH writes one JSON
+object per flow record, --alerts jsonl:PATH one JSON object per alert update
+(see docs/alerts.md). Flows are ended by packet time; at the end of input or
+on Ctrl-C the open flows are ended too (end_reason \"end\"). --aggregate
+writes no packet records unless an -o packet output is given.
 
 Exit status:
   0  success: the input ended, --count was reached, or Ctrl-C stopped it
@@ -106,8 +124,10 @@ struct Cli {
     /// Where records go; repeat (or separate with commas) to write several at once.
     /// jsonl:PATH = one JSON object per line into PATH; jsonl:- = to
     /// standard output; csv:DIR = CSV files in DIR, a new file every
-    /// --rotate-secs of packet time; null = write nothing.
-    /// [default: jsonl:-, or none with --server]
+    /// --rotate-secs of packet time; null = write nothing;
+    /// flows-jsonl:PATH (or flows-jsonl:-) = one JSON object per flow
+    /// record (needs --aggregate).
+    /// [default: jsonl:-, or none with --server or --aggregate]
     #[arg(
         short = 'o',
         long,
@@ -115,7 +135,46 @@ struct Cli {
         env = "NETANALYZER_OUTPUT",
         value_delimiter = ','
     )]
-    output: Vec<OutputSpec>,
+    output: Vec<OutArg>,
+
+    /// Run the flow table and the classifier on the records (in-process,
+    /// on a thread of its own): labelled flows for -o flows-jsonl:PATH,
+    /// alerts for --alerts, counts in the summary.
+    #[arg(long, env = "NETANALYZER_AGGREGATE")]
+    aggregate: bool,
+
+    /// The model file that labels flows (from `netanalyzer-ml train`)
+    /// [default: the model built into netanalyzer].
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "NETANALYZER_MODEL",
+        requires = "aggregate"
+    )]
+    model: Option<PathBuf>,
+
+    /// Where alert updates go: jsonl:PATH (or jsonl:- for standard
+    /// output), one JSON object per new or changed alert.
+    #[arg(
+        long,
+        value_name = "jsonl:PATH",
+        env = "NETANALYZER_ALERTS",
+        requires = "aggregate",
+        value_parser = parse_alerts
+    )]
+    alerts: Option<PathBuf>,
+
+    /// Most flows held open at once (the flow table's memory cap); a full
+    /// table evicts (and emits) a flow per new one.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "NETANALYZER_MAX_FLOWS",
+        default_value_t = 1_000_000,
+        requires = "aggregate",
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    max_flows: u64,
 
     /// Seconds of packet time per CSV file.
     #[arg(
@@ -228,6 +287,60 @@ struct Cli {
     compress: String,
 }
 
+/// One `-o` value: a packet record output or the flow output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum OutArg {
+    /// Packet records (`jsonl:`, `csv:`, `null`).
+    Packets(OutputSpec),
+    /// Flow records as JSON Lines (`flows-jsonl:PATH`, `-` = standard output).
+    Flows(PathBuf),
+}
+
+impl FromStr for OutArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        if let Some(path) = s.strip_prefix("flows-jsonl:") {
+            if path.is_empty() {
+                return Err(
+                    "expected flows-jsonl:PATH or flows-jsonl:- for standard output".into(),
+                );
+            }
+            return Ok(OutArg::Flows(path.into()));
+        }
+        if s == "flows-jsonl" {
+            return Err("expected flows-jsonl:PATH or flows-jsonl:- for standard output".into());
+        }
+        s.parse::<OutputSpec>()
+            .map(OutArg::Packets)
+            .map_err(|e| match e {
+                StoreError::InvalidSpec { reason, .. }
+                    if !s.contains(':') || !s.starts_with("jsonl:") && !s.starts_with("csv:") =>
+                {
+                    format!("{reason}, or flows-jsonl:PATH (with --aggregate)")
+                }
+                other => other.to_string(),
+            })
+    }
+}
+
+impl std::fmt::Display for OutArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OutArg::Packets(p) => p.fmt(f),
+            OutArg::Flows(p) => write!(f, "flows-jsonl:{}", p.display()),
+        }
+    }
+}
+
+/// `--alerts`: `jsonl:PATH` or `jsonl:-`.
+fn parse_alerts(s: &str) -> std::result::Result<PathBuf, String> {
+    match s.strip_prefix("jsonl:") {
+        Some(p) if !p.is_empty() => Ok(p.into()),
+        _ => Err("expected jsonl:PATH, or jsonl:- for standard output".into()),
+    }
+}
+
 /// `--sensor-id`: what the server accepts.
 fn parse_sensor_id(s: &str) -> std::result::Result<String, String> {
     let ok = (1..=64).contains(&s.chars().count())
@@ -305,18 +418,24 @@ fn default_spool_dir(sensor_id: &str) -> PathBuf {
 static STOP: AtomicBool = AtomicBool::new(false);
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match netanalyzer_examples::parse_cli::<Cli>() {
         Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
-        }
+        Err(code) => return code,
     };
     if cli.read.is_some() && cli.snaplen.is_some() {
         use clap::{error::ErrorKind, CommandFactory};
         let e = Cli::command().error(
             ErrorKind::ArgumentConflict,
             "--snaplen applies to live capture (--interface) only",
+        );
+        let _ = e.print();
+        return ExitCode::from(2);
+    }
+    if !cli.aggregate && cli.output.iter().any(|o| matches!(o, OutArg::Flows(_))) {
+        use clap::{error::ErrorKind, CommandFactory};
+        let e = Cli::command().error(
+            ErrorKind::MissingRequiredArgument,
+            "-o flows-jsonl:PATH needs --aggregate (flows are made by the flow table)",
         );
         let _ = e.print();
         return ExitCode::from(2);
@@ -355,10 +474,12 @@ impl Source for Input {
     }
 }
 
-/// One destination of the records: a local output or the ingest server.
+/// One destination of the records: a local output, the ingest server or
+/// the flow aggregation thread.
 enum Dest {
     Local(Output),
     Server(Box<ServerSink>),
+    Aggregate(Box<AggSink>),
 }
 
 /// The source's counters on their way to the HTTP sink. The pump's
@@ -415,6 +536,7 @@ impl Sink<PacketRecord> for Dest {
                 s.pick_up();
                 s.sink.write(record)
             }
+            Dest::Aggregate(a) => a.write(record),
         }
     }
 
@@ -425,6 +547,7 @@ impl Sink<PacketRecord> for Dest {
                 s.pick_up();
                 s.sink.tick()
             }
+            Dest::Aggregate(a) => a.tick(),
         }
     }
 
@@ -432,6 +555,7 @@ impl Sink<PacketRecord> for Dest {
         match self {
             Dest::Local(o) => o.flush(),
             Dest::Server(s) => s.sink.flush(),
+            Dest::Aggregate(_) => Ok(()),
         }
     }
 
@@ -442,8 +566,370 @@ impl Sink<PacketRecord> for Dest {
                 s.pick_up();
                 s.sink.close()
             }
+            Dest::Aggregate(a) => a.close(),
         }
     }
+}
+
+/// Records per batch handed to the aggregation thread.
+const AGG_BATCH: usize = 1024;
+/// Batches queued for the aggregation thread at most (the bound that makes
+/// capture wait, or a live capture drop in the kernel, when it falls behind).
+const AGG_QUEUE: usize = 64;
+/// A live capture hands a partial batch over after this long.
+const AGG_LINGER: Duration = Duration::from_millis(200);
+/// Alert updates are taken (written) at most once per this much packet time.
+const ALERT_EVERY_NS: u64 = 1_000_000_000;
+
+/// What the capture thread sends the aggregation thread.
+enum AggMsg {
+    /// The first `n` records of the batch.
+    Batch(Vec<PacketRecord>, usize),
+    /// A live source was idle: end flows by the time that passed.
+    Idle(Instant),
+}
+
+/// What the aggregation thread did.
+struct AggReport {
+    model_version: String,
+    flow_stats: FlowStats,
+    alert_stats: AlertStats,
+    predictions: Vec<(String, u64)>,
+    flow_lines: u64,
+    alert_lines: u64,
+    /// Time spent classifying and writing (the thread's busy time).
+    busy: Duration,
+}
+
+/// Where the aggregation thread writes: flows and alert updates.
+struct AggOutputs {
+    flows: Option<(PathBuf, Box<dyn Write + Send>)>,
+    alerts: Option<(PathBuf, Box<dyn Write + Send>)>,
+}
+
+/// The capture side of `--aggregate`: batches records (copied into
+/// recycled buffers, so nothing is allocated per packet) and sends them
+/// to the aggregation thread over a bounded queue.
+struct AggSink {
+    tx: Option<Sender<AggMsg>>,
+    recycled: Receiver<Vec<PacketRecord>>,
+    batch: Vec<PacketRecord>,
+    n: usize,
+    /// Live capture: hand partial batches over after [`AGG_LINGER`].
+    live: bool,
+    batch_started: Instant,
+    worker: Option<JoinHandle<std::result::Result<AggReport, StoreError>>>,
+    report: Option<AggReport>,
+    /// How long capture waited on a full queue, and how often.
+    stalled: Duration,
+    stalls: u64,
+}
+
+impl AggSink {
+    fn start(pipeline: FlowPipeline, outputs: AggOutputs, live: bool) -> Result<AggSink> {
+        let (tx, rx) = crossbeam_channel::bounded::<AggMsg>(AGG_QUEUE);
+        let (recycle_tx, recycled) = crossbeam_channel::bounded(AGG_QUEUE + 2);
+        let worker = std::thread::Builder::new()
+            .name("aggregate".into())
+            .spawn(move || aggregate_thread(pipeline, outputs, &rx, &recycle_tx))
+            .context("cannot start the aggregation thread")?;
+        Ok(AggSink {
+            tx: Some(tx),
+            recycled,
+            batch: vec![PacketRecord::default(); AGG_BATCH],
+            n: 0,
+            live,
+            batch_started: Instant::now(),
+            worker: Some(worker),
+            report: None,
+            stalled: Duration::ZERO,
+            stalls: 0,
+        })
+    }
+
+    fn write(&mut self, record: &PacketRecord) -> std::result::Result<Control, StoreError> {
+        self.batch[self.n].clone_from(record);
+        self.n += 1;
+        if self.n == AGG_BATCH
+            || (self.live && self.n % 64 == 1 && self.batch_started.elapsed() >= AGG_LINGER)
+        {
+            self.send_batch()?;
+        }
+        Ok(Control::Continue)
+    }
+
+    fn tick(&mut self) -> std::result::Result<(), StoreError> {
+        if self.n > 0 {
+            self.send_batch()?;
+        }
+        self.send(AggMsg::Idle(Instant::now()))
+    }
+
+    fn send_batch(&mut self) -> std::result::Result<(), StoreError> {
+        let next = self
+            .recycled
+            .try_recv()
+            .unwrap_or_else(|_| vec![PacketRecord::default(); AGG_BATCH]);
+        let full = std::mem::replace(&mut self.batch, next);
+        let n = std::mem::take(&mut self.n);
+        self.batch_started = Instant::now();
+        self.send(AggMsg::Batch(full, n))
+    }
+
+    fn send(&mut self, msg: AggMsg) -> std::result::Result<(), StoreError> {
+        let Some(tx) = &self.tx else {
+            return Err(self.failed());
+        };
+        let msg = match tx.try_send(msg) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Full(m)) => m,
+            Err(TrySendError::Disconnected(_)) => return Err(self.failed()),
+        };
+        let t0 = Instant::now();
+        let sent = tx.send(msg).is_ok();
+        self.stalled += t0.elapsed();
+        self.stalls += 1;
+        if sent {
+            Ok(())
+        } else {
+            Err(self.failed())
+        }
+    }
+
+    /// The thread stopped early: its error.
+    fn failed(&mut self) -> StoreError {
+        self.tx = None;
+        match self.join() {
+            Err(e) => e,
+            Ok(()) => StoreError::Write {
+                path: PathBuf::from("aggregate"),
+                source: std::io::Error::other("the aggregation thread stopped"),
+            },
+        }
+    }
+
+    fn join(&mut self) -> std::result::Result<(), StoreError> {
+        let Some(worker) = self.worker.take() else {
+            return Ok(());
+        };
+        match worker.join() {
+            Ok(Ok(report)) => {
+                self.report = Some(report);
+                Ok(())
+            }
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(StoreError::Write {
+                path: PathBuf::from("aggregate"),
+                source: std::io::Error::other("the aggregation thread panicked"),
+            }),
+        }
+    }
+
+    /// Hands over the last records, ends every open flow and waits for
+    /// the thread to write them.
+    fn close(&mut self) -> std::result::Result<(), StoreError> {
+        if self.tx.is_some() && self.n > 0 {
+            self.send_batch()?;
+        }
+        self.tx = None;
+        self.join()
+    }
+}
+
+/// The aggregation thread: records in, flows and alert updates out.
+fn aggregate_thread(
+    mut pipeline: FlowPipeline,
+    mut outputs: AggOutputs,
+    rx: &Receiver<AggMsg>,
+    recycle: &Sender<Vec<PacketRecord>>,
+) -> std::result::Result<AggReport, StoreError> {
+    let mut flows: Vec<FlowRecord> = Vec::with_capacity(256);
+    let mut alerts: Vec<Alert> = Vec::new();
+    let mut lines = (0u64, 0u64);
+    let mut busy = Duration::ZERO;
+    let mut next_alerts_ns = 0u64;
+    // Packet time and wall time of the last batch, to map idle time of a
+    // live capture onto packet time.
+    let mut last_batch = Instant::now();
+    for msg in rx {
+        let t0 = Instant::now();
+        match msg {
+            AggMsg::Batch(batch, n) => {
+                for r in &batch[..n] {
+                    pipeline.ingest(r, &mut flows);
+                    // Alert updates by packet time, so a replay takes
+                    // them at the same packets whatever the batching.
+                    let now = pipeline.now().as_nanos();
+                    if now >= next_alerts_ns {
+                        next_alerts_ns = now.saturating_add(ALERT_EVERY_NS);
+                        write_flows(&mut outputs, &mut flows, &pipeline, &mut lines.0)?;
+                        pipeline.take_alerts(&mut alerts);
+                        write_alerts(&mut outputs, &mut alerts, &mut lines.1)?;
+                    }
+                }
+                write_flows(&mut outputs, &mut flows, &pipeline, &mut lines.0)?;
+                let _ = recycle.try_send(batch);
+                last_batch = t0;
+            }
+            AggMsg::Idle(at) => {
+                let idle = at.saturating_duration_since(last_batch);
+                let now = pipeline.now();
+                if now.as_nanos() > 0 {
+                    let ns = u64::try_from(idle.as_nanos()).unwrap_or(u64::MAX);
+                    pipeline.expire(
+                        Timestamp::from_nanos(now.as_nanos().saturating_add(ns)),
+                        &mut flows,
+                    );
+                }
+                write_flows(&mut outputs, &mut flows, &pipeline, &mut lines.0)?;
+                pipeline.take_alerts(&mut alerts);
+                write_alerts(&mut outputs, &mut alerts, &mut lines.1)?;
+                flush_outputs(&mut outputs)?;
+            }
+        }
+        busy += t0.elapsed();
+    }
+    // The capture side closed the queue: end of input or Ctrl-C.
+    let t0 = Instant::now();
+    pipeline.drain(&mut flows);
+    write_flows(&mut outputs, &mut flows, &pipeline, &mut lines.0)?;
+    pipeline.take_alerts(&mut alerts);
+    write_alerts(&mut outputs, &mut alerts, &mut lines.1)?;
+    flush_outputs(&mut outputs)?;
+    busy += t0.elapsed();
+    Ok(AggReport {
+        model_version: pipeline.model_version().to_owned(),
+        flow_stats: pipeline.flow_stats(),
+        alert_stats: pipeline.alert_stats(),
+        predictions: pipeline
+            .predictions()
+            .map(|(c, n)| (c.to_owned(), n))
+            .collect(),
+        flow_lines: lines.0,
+        alert_lines: lines.1,
+        busy,
+    })
+}
+
+fn write_flows(
+    outputs: &mut AggOutputs,
+    flows: &mut Vec<FlowRecord>,
+    pipeline: &FlowPipeline,
+    lines: &mut u64,
+) -> std::result::Result<(), StoreError> {
+    if let Some((path, w)) = &mut outputs.flows {
+        for flow in flows.iter() {
+            let line = FlowJson {
+                flow,
+                model_version: pipeline.model_version(),
+            };
+            serde_json::to_writer(&mut *w, &line)
+                .map_err(std::io::Error::from)
+                .and_then(|()| w.write_all(b"\n"))
+                .map_err(|source| StoreError::Write {
+                    path: path.clone(),
+                    source,
+                })?;
+            *lines += 1;
+        }
+    }
+    flows.clear();
+    Ok(())
+}
+
+fn write_alerts(
+    outputs: &mut AggOutputs,
+    alerts: &mut Vec<Alert>,
+    lines: &mut u64,
+) -> std::result::Result<(), StoreError> {
+    if let Some((path, w)) = &mut outputs.alerts {
+        for a in alerts.iter() {
+            serde_json::to_writer(&mut *w, a)
+                .map_err(std::io::Error::from)
+                .and_then(|()| w.write_all(b"\n"))
+                .map_err(|source| StoreError::Write {
+                    path: path.clone(),
+                    source,
+                })?;
+            *lines += 1;
+        }
+        if !alerts.is_empty() {
+            // Alerts are rare and wanted at once.
+            w.flush().map_err(|source| StoreError::Write {
+                path: path.clone(),
+                source,
+            })?;
+        }
+    }
+    alerts.clear();
+    Ok(())
+}
+
+fn flush_outputs(outputs: &mut AggOutputs) -> std::result::Result<(), StoreError> {
+    for (path, w) in outputs.flows.iter_mut().chain(outputs.alerts.iter_mut()) {
+        w.flush().map_err(|source| StoreError::Write {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// A buffered writer to the file at `path`, or to standard output for `-`.
+fn open_writer(path: &Path) -> Result<Box<dyn Write + Send>> {
+    let inner: Box<dyn Write + Send> = if path.as_os_str() == "-" {
+        Box::new(std::io::stdout())
+    } else {
+        Box::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create output file {}", path.display()))?,
+        )
+    };
+    Ok(Box::new(std::io::BufWriter::with_capacity(
+        64 * 1024,
+        inner,
+    )))
+}
+
+/// Loads the model, builds the pipeline and starts the aggregation thread.
+fn open_aggregate(cli: &Cli) -> Result<Dest> {
+    let (model, what) = match &cli.model {
+        Some(path) => (
+            Model::load(path).with_context(|| format!("cannot load model {}", path.display()))?,
+            path.display().to_string(),
+        ),
+        None => (
+            default_model().context("the built-in default model is broken")?,
+            "the built-in default model".to_owned(),
+        ),
+    };
+    let cfg = FlowConfig {
+        max_flows: usize::try_from(cli.max_flows).unwrap_or(usize::MAX),
+        ..FlowConfig::default()
+    };
+    let version = model.version().to_owned();
+    let pipeline = FlowPipeline::new(cfg, model, AlertConfig::default())
+        .with_context(|| format!("cannot use {what}: it does not fit this flow table"))?;
+    let flows = cli.output.iter().find_map(|o| match o {
+        OutArg::Flows(p) => Some(p.clone()),
+        OutArg::Packets(_) => None,
+    });
+    let outputs = AggOutputs {
+        flows: match flows {
+            Some(p) => Some((p.clone(), open_writer(&p)?)),
+            None => None,
+        },
+        alerts: match &cli.alerts {
+            Some(p) => Some((p.clone(), open_writer(p)?)),
+            None => None,
+        },
+    };
+    tracing::info!(model = %what, version = %version, "aggregating flows");
+    Ok(Dest::Aggregate(Box::new(AggSink::start(
+        pipeline,
+        outputs,
+        cli.read.is_none(),
+    )?)))
 }
 
 /// The HTTP sink for `--server`.
@@ -494,12 +980,37 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         tracing::warn!("cannot install the Ctrl-C handler: {e}");
     }
 
-    // With --server and no -o, the server is the only output.
-    let specs: Vec<OutputSpec> = if cli.output.is_empty() && cli.server.is_none() {
+    // With --server and no -o, the server is the only output; with
+    // --aggregate and no packet output, only flows and alerts are written.
+    let specs: Vec<OutputSpec> = if cli.output.is_empty() && cli.server.is_none() && !cli.aggregate
+    {
         vec![OutputSpec::Jsonl("-".into())]
     } else {
-        cli.output.clone()
+        cli.output
+            .iter()
+            .filter_map(|o| match o {
+                OutArg::Packets(p) => Some(p.clone()),
+                OutArg::Flows(_) => None,
+            })
+            .collect()
     };
+    let flow_outputs: Vec<&PathBuf> = cli
+        .output
+        .iter()
+        .filter_map(|o| match o {
+            OutArg::Flows(p) => Some(p),
+            OutArg::Packets(_) => None,
+        })
+        .collect();
+    if flow_outputs.len() > 1 {
+        anyhow::bail!("-o flows-jsonl is given more than once");
+    }
+    let stdout_users = specs.iter().filter(|s| s.is_stdout()).count()
+        + flow_outputs.iter().filter(|p| p.as_os_str() == "-").count()
+        + usize::from(cli.alerts.as_ref().is_some_and(|p| p.as_os_str() == "-"));
+    if stdout_users > 1 {
+        anyhow::bail!("only one output can go to standard output (-)");
+    }
     let mut outputs = Vec::with_capacity(specs.len() + 1);
     for (i, spec) in specs.iter().enumerate() {
         if specs[..i].contains(spec) {
@@ -516,6 +1027,9 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     let mailbox = Arc::new(Mailbox::default());
     if let Some(url) = &cli.server {
         outputs.push(open_server(cli, url, &mailbox)?);
+    }
+    if cli.aggregate {
+        outputs.push(open_aggregate(cli)?);
     }
     let mut sink = Tee::new(outputs);
 
@@ -547,7 +1061,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     };
     let transport = sink.sinks().iter().find_map(|d| match d {
         Dest::Server(s) => Some(s.sink.stats()),
-        Dest::Local(_) => None,
+        Dest::Local(_) | Dest::Aggregate(_) => None,
     });
     let mut status = 1;
     let (report, failure) = match result {
@@ -581,9 +1095,13 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         .iter()
         .filter_map(|d| match d {
             Dest::Local(o) => Some(o),
-            Dest::Server(_) => None,
+            Dest::Server(_) | Dest::Aggregate(_) => None,
         })
         .collect();
+    let agg = sink.sinks().iter().find_map(|d| match d {
+        Dest::Aggregate(a) => Some(&**a),
+        Dest::Local(_) | Dest::Server(_) => None,
+    });
     eprint!(
         "{}",
         summary(
@@ -596,6 +1114,12 @@ fn run(cli: &Cli) -> Result<ExitCode> {
             cli.server.as_deref().zip(transport.as_ref()),
         )
     );
+    if let Some(a) = agg {
+        eprint!(
+            "{}",
+            aggregate_summary(a, cli, flow_outputs.first().copied())
+        );
+    }
     if let Some(msg) = failure {
         eprintln!("netanalyzer-sniffer: error: {msg}");
         return Ok(ExitCode::from(status));
@@ -791,6 +1315,81 @@ fn summary(
             );
         }
     }
+    s
+}
+
+/// The `--aggregate` part of the summary.
+fn aggregate_summary(a: &AggSink, cli: &Cli, flows_path: Option<&PathBuf>) -> String {
+    let mut s = String::new();
+    let Some(r) = &a.report else {
+        let _ = writeln!(s, "  aggregate:    did not finish (see the error)");
+        return s;
+    };
+    let f = &r.flow_stats;
+    let total: u64 = f.emitted.iter().sum();
+    let reasons: Vec<String> = emitted_by_reason(f)
+        .map(|(name, n)| format!("{name}={n}"))
+        .collect();
+    let _ = writeln!(s, "  aggregate:    model {}", r.model_version);
+    let _ = writeln!(
+        s,
+        "    flows:      {total} emitted ({})",
+        reasons.join(", ")
+    );
+    let _ = writeln!(
+        s,
+        "    table:      {} created, peak {} open (cap {}), evicted {} ({} embryonic, {} oldest), {} packets without a flow key",
+        f.flows_created,
+        f.peak_active,
+        cli.max_flows,
+        f.evicted_embryonic + f.evicted_oldest,
+        f.evicted_embryonic,
+        f.evicted_oldest,
+        f.unkeyed
+    );
+    let preds: Vec<String> = r
+        .predictions
+        .iter()
+        .map(|(c, n)| format!("{c}={n}"))
+        .collect();
+    let _ = writeln!(s, "    predicted:  {}", preds.join(", "));
+    let al = &r.alert_stats;
+    let sev: Vec<String> = netanalyzer_core::Severity::ALL
+        .iter()
+        .zip(al.by_severity)
+        .map(|(v, n)| format!("{v}={n}"))
+        .collect();
+    let _ = writeln!(
+        s,
+        "    alerts:     {} raised ({}), {} updates, {} flows alerted",
+        al.raised,
+        sev.join(", "),
+        al.updates,
+        al.flows_alerted
+    );
+    if let Some(p) = flows_path {
+        let _ = writeln!(
+            s,
+            "    output flows-jsonl:{}: {} records",
+            p.display(),
+            r.flow_lines
+        );
+    }
+    if let Some(p) = &cli.alerts {
+        let _ = writeln!(
+            s,
+            "    output alerts jsonl:{}: {} records",
+            p.display(),
+            r.alert_lines
+        );
+    }
+    let _ = writeln!(
+        s,
+        "    thread:     busy {:.3} s; capture waited {:.3} s for it ({} times)",
+        r.busy.as_secs_f64(),
+        a.stalled.as_secs_f64(),
+        a.stalls
+    );
     s
 }
 

@@ -106,16 +106,7 @@ impl ServerProc {
     /// Sum of every series of a metric on `GET /metrics` (0 when absent or
     /// when the server does not answer).
     pub fn metric(&self, name: &str) -> f64 {
-        let Ok(body) = http_get(self.addr, "/metrics") else {
-            return 0.0;
-        };
-        body.lines()
-            .filter(|l| {
-                l.strip_prefix(name)
-                    .is_some_and(|r| r.starts_with(' ') || r.starts_with('{'))
-            })
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+        metric(self.addr, name)
     }
 
     /// SIGKILL: no shutdown, no flush; an embedded postmaster survives.
@@ -174,6 +165,21 @@ pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default())
+}
+
+/// Sum of every series of a metric on `GET /metrics` of the endpoint at
+/// `addr` (0 when absent or when nothing answers).
+pub fn metric(addr: SocketAddr, name: &str) -> f64 {
+    let Ok(body) = http_get(addr, "/metrics") else {
+        return 0.0;
+    };
+    body.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|r| r.starts_with(' ') || r.starts_with('{'))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// A TCP port on loopback that was free a moment ago.
