@@ -12,6 +12,20 @@
 //! once: a flood of a million flows between two calls is one update of one
 //! alert, not a million.
 //!
+//! **Scans seen as floods.** A lone SYN probe of a port scan and a lone
+//! spoofed SYN-flood packet are the same one-packet flow, so the model may
+//! call a scan DoS/DDoS. The fan-out tells them apart (as Zeek's scan
+//! detection does): a scan is one source touching many ports of a target,
+//! a spoofed flood many sources on one or a few ports. So for DoS/DDoS
+//! flows the engine counts, per (source, target, window), the distinct
+//! destination ports; once a pair reaches [`SCAN_PORTS`] its DoS/DDoS
+//! flows count toward a `PortScan` alert instead. And a DoS/DDoS alert
+//! whose flows all come from one source is held back (not handed out)
+//! until it has [`MIN_SINGLE_SOURCE_FLOOD_FLOWS`] flows: if its source
+//! turns out to be scanning, the held flows move into the `PortScan`
+//! alert and the DoS/DDoS alert is never published. The tracking is
+//! bounded: see [`FANOUT_SLOTS`] and [`MAX_FANOUT_PAIRS`].
+//!
 //! Pure and deterministic: no clock, no randomness (ids are FNV-1a
 //! hashes), so replaying the same flows with the same `take_updates`
 //! cadence gives identical alerts. `docs/alerts.md` documents the severity
@@ -43,6 +57,32 @@ pub const LATE_FLOW_GRACE_NS: u64 = 300_000_000_000;
 /// it a HyperLogLog sketch (4096 one-byte registers, ~1.6% error) takes
 /// over, so a spoofed flood cannot grow an alert without bound.
 pub const EXACT_SOURCES: usize = 4096;
+
+/// Distinct destination ports at which one source is taken to be scanning
+/// a target (within one window): its DoS/DDoS flows to that target then
+/// count toward a `PortScan` alert.
+pub const SCAN_PORTS: usize = 16;
+
+/// A DoS or DDoS alert whose flows all come from one source is held (not
+/// handed out by `take_updates`) until it has this many flows, so the first
+/// probes of a scan, before [`SCAN_PORTS`] tells it is one, raise no flood
+/// alert. A second source releases it at once (a spoofed flood publishes as
+/// soon as before). A held alert whose window is forgotten is dropped
+/// unpublished ([`AlertStats::held_dropped`]).
+pub const MIN_SINGLE_SOURCE_FLOOD_FLOWS: u64 = 32;
+
+/// Slots of the fixed first-port table: a (source, target, window) pair
+/// seen once is remembered here (hash tag + its port, 16 bytes a slot;
+/// a newer pair in the same slot overwrites it). Only a pair seen again on
+/// a *different* port enters the pair table, so a spoofed flood (one flow
+/// per source, or one port) never does.
+pub const FANOUT_SLOTS: usize = 8192;
+
+/// At most this many (source, target, window) pairs have their distinct
+/// ports tracked (each at most [`SCAN_PORTS`] ports); further pairs are not
+/// tracked while the table is full ([`AlertStats::fanout_untracked`]).
+/// Pairs are forgotten with their window.
+pub const MAX_FANOUT_PAIRS: usize = 16_384;
 
 /// Registers of the HyperLogLog sketch (2^12).
 const HLL_BITS: u32 = 12;
@@ -103,6 +143,26 @@ pub struct AlertStats {
     /// Alerts raised, by the severity they had when last updated
     /// (index = position in [`Severity::ALL`]).
     pub by_severity: [u64; 4],
+    /// DoS/DDoS flows counted toward a `PortScan` alert because their
+    /// source scans their target (see [`SCAN_PORTS`]), held flows moved
+    /// included.
+    #[serde(default)]
+    pub scan_flows: u64,
+    /// Single-source DoS/DDoS alerts held now (not yet handed out; not in
+    /// `open`).
+    #[serde(default)]
+    pub held: u64,
+    /// Held alerts moved into a `PortScan` alert (never handed out).
+    #[serde(default)]
+    pub held_to_scan: u64,
+    /// Held alerts forgotten with their window before reaching
+    /// [`MIN_SINGLE_SOURCE_FLOOD_FLOWS`] (never handed out).
+    #[serde(default)]
+    pub held_dropped: u64,
+    /// DoS/DDoS flows of a new pair that could not be tracked because the
+    /// pair table was full ([`MAX_FANOUT_PAIRS`]).
+    #[serde(default)]
+    pub fanout_untracked: u64,
 }
 
 /// The severity of an alert of `class` with these counts; `None` for the
@@ -333,6 +393,102 @@ struct Entry {
     alert: Alert,
     sources: SourceSet,
     dirty: bool,
+    /// A single-source DoS/DDoS alert not yet handed out (see
+    /// [`MIN_SINGLE_SOURCE_FLOOD_FLOWS`]).
+    held: bool,
+}
+
+/// (source, target, window start).
+type Pair = (FlowAddr, FlowAddr, u64);
+
+/// Distinct destination ports per (source, target, window) of DoS/DDoS
+/// flows, bounded: a fixed first-port table plus a capped pair table.
+#[derive(Debug, Clone, Default)]
+struct Fanout {
+    /// `FANOUT_SLOTS` (tag, port) once used; tag 0 = empty.
+    slots: Vec<(u64, u16)>,
+    /// Sorted distinct ports, at most `SCAN_PORTS`.
+    pairs: HashMap<Pair, Vec<u16>>,
+}
+
+/// What [`Fanout::observe`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scan {
+    No,
+    /// The pair reached `SCAN_PORTS` with this flow.
+    Started,
+    /// The pair had reached it before.
+    Ongoing,
+}
+
+impl Fanout {
+    /// Notes `port` for `pair`; `untracked` is bumped when the pair table
+    /// is full.
+    fn observe(&mut self, pair: Pair, port: u16, untracked: &mut u64) -> Scan {
+        if let Some(ports) = self.pairs.get_mut(&pair) {
+            if ports.len() >= SCAN_PORTS {
+                return Scan::Ongoing;
+            }
+            if let Err(i) = ports.binary_search(&port) {
+                ports.insert(i, port);
+                if ports.len() >= SCAN_PORTS {
+                    return Scan::Started;
+                }
+            }
+            return Scan::No;
+        }
+        let mut h = Fnv::new();
+        h.bytes(&addr_hash(&pair.0).to_le_bytes());
+        h.bytes(&addr_hash(&pair.1).to_le_bytes());
+        h.bytes(&pair.2.to_le_bytes());
+        let tag = h.finish() | 1;
+        if self.slots.is_empty() {
+            self.slots = vec![(0, 0); FANOUT_SLOTS];
+        }
+        let slot = &mut self.slots[(tag >> 1) as usize % FANOUT_SLOTS];
+        if slot.0 == tag && slot.1 != port {
+            // Seen before on another port: track the pair.
+            if self.pairs.len() >= MAX_FANOUT_PAIRS {
+                *untracked += 1;
+                return Scan::No;
+            }
+            let mut ports = vec![slot.1, port];
+            ports.sort_unstable();
+            *slot = (0, 0);
+            self.pairs.insert(pair, ports);
+            // SCAN_PORTS > 2: not a scan yet.
+            return Scan::No;
+        }
+        *slot = (tag, port);
+        Scan::No
+    }
+
+    /// Forgets the pairs of windows starting at or before `cutoff`.
+    fn expire(&mut self, cutoff: u64) {
+        self.pairs.retain(|p, _| p.2 > cutoff);
+    }
+}
+
+/// Whether a flow looks like a server's answer (from a well-known port to
+/// an ephemeral one): the answers of a reflection seen one-way, whose
+/// varying destination ports are the victim's, not a scan's.
+fn is_answer(flow: &FlowRecord) -> bool {
+    flow.src_port < 1024 && flow.dst_port >= 1024
+}
+
+/// Counts `source` in the entry's distinct sources.
+fn add_source(entry: &mut Entry, source: &FlowAddr, max_sources: usize) {
+    let a = &mut entry.alert;
+    if entry.sources.insert(addr_hash(source)) {
+        if a.sources.len() < max_sources {
+            let s = source.to_string();
+            if !a.sources.contains(&s) {
+                a.sources.push(s);
+            }
+        }
+        // Keep the count monotonic (the estimate may wobble).
+        a.source_count = a.source_count.max(entry.sources.count());
+    }
 }
 
 /// Folds classified flows into alerts. See the [module docs](self).
@@ -352,6 +508,7 @@ pub struct AlertEngine {
     /// Windows starting before this are forgotten.
     watermark_ns: u64,
     stats: AlertStats,
+    fanout: Fanout,
 }
 
 /// The whole state of an [`AlertEngine`], for checkpoints: serde, stable
@@ -365,6 +522,12 @@ pub struct AlertState {
     pending: Vec<Alert>,
     watermark_ns: u64,
     stats: AlertStats,
+    /// Used first-port slots: (index, tag, port), by index.
+    #[serde(default)]
+    fanout_slots: Vec<(u32, u64, u16)>,
+    /// Tracked pairs: (source, target, window start, sorted ports), sorted.
+    #[serde(default)]
+    fanout_pairs: Vec<(FlowAddr, FlowAddr, u64, Vec<u16>)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -375,6 +538,8 @@ struct EntryState {
     alert: Alert,
     sources: SourcesState,
     dirty: bool,
+    #[serde(default)]
+    held: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -396,6 +561,7 @@ impl AlertEngine {
             pending: Vec::new(),
             watermark_ns: 0,
             stats: AlertStats::default(),
+            fanout: Fanout::default(),
         }
     }
 
@@ -422,7 +588,14 @@ impl AlertEngine {
     /// Folds one classified flow in. Flows without a label, of the benign
     /// class, or below the confidence threshold are only counted. A flow
     /// with a label but no confidence counts as confidence 1.
-    /// Allocates only when a new alert (or a new class name) appears.
+    /// Allocates only when a new alert (or a new class name) appears, a
+    /// (source, target, window) pair starts being tracked, or (once) for
+    /// the first-port table.
+    ///
+    /// A DoS/DDoS flow (not a reflection, not a server's answer from a
+    /// port below 1024 to one above) notes its destination port for its
+    /// (source, target, window); from [`SCAN_PORTS`] distinct ports on, it
+    /// counts as `PortScan`.
     pub fn observe(&mut self, flow: &FlowRecord) {
         self.stats.flows_seen += 1;
         let Some(class) = flow.label.as_deref() else {
@@ -445,26 +618,65 @@ impl AlertEngine {
             self.stats.late_flows += 1;
             return;
         }
-        let class_idx = match self.classes.iter().position(|c| c == class) {
+        let (victim, source) = victim_and_source(class, flow);
+        let mut class = class;
+        if matches!(class, "DoS" | "DDoS") && victim == flow.dst && !is_answer(flow) {
+            let pair = (source, victim, window_start);
+            let scan = self
+                .fanout
+                .observe(pair, flow.dst_port, &mut self.stats.fanout_untracked);
+            if scan != Scan::No {
+                class = "PortScan";
+                self.stats.scan_flows += 1;
+            }
+            if scan == Scan::Started {
+                self.move_held_to_scan(source, victim, window_start);
+            }
+        }
+        let class_idx = self.class_idx(class);
+        let key: Key = (class_idx, victim, window_start);
+        self.stats.flows_alerted += 1;
+        let cfg = self.cfg;
+        let entry = self.entry(key, flow.first_ts_ns, flow.last_ts_ns);
+        let a = &mut entry.alert;
+        a.flow_count += 1;
+        a.packet_count += flow.packets();
+        a.first_ts_ns = a.first_ts_ns.min(flow.first_ts_ns);
+        a.last_ts_ns = a.last_ts_ns.max(flow.last_ts_ns);
+        if confidence > a.confidence {
+            a.confidence = confidence.min(1.0);
+        }
+        if a.flow_ids.len() < cfg.max_flow_ids {
+            a.flow_ids.push(flow.flow_id);
+        }
+        add_source(entry, &source, cfg.max_sources);
+        self.touch(key);
+    }
+
+    fn class_idx(&mut self, class: &str) -> u32 {
+        match self.classes.iter().position(|c| c == class) {
             Some(i) => i as u32,
             None => {
                 self.classes.push(class.to_owned());
                 (self.classes.len() - 1) as u32
             }
-        };
-        let (victim, source) = victim_and_source(class, flow);
-        let key: Key = (class_idx, victim, window_start);
-        self.stats.flows_alerted += 1;
-        let entry = match self.entries.get_mut(&key) {
-            Some(e) => e,
-            None => {
-                let target = victim.to_string();
+        }
+    }
+
+    /// The entry of `key`, created (held when it is DoS/DDoS) if new.
+    fn entry(&mut self, key: Key, first_ts_ns: u64, last_ts_ns: u64) -> &mut Entry {
+        match self.entries.entry(key) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let class = self.classes[key.0 as usize].clone();
+                let target = key.1.to_string();
+                let held = matches!(class.as_str(), "DoS" | "DDoS");
                 let alert = Alert {
-                    alert_id: alert_id(class, &target, window_start),
-                    window_start_ns: window_start,
-                    first_ts_ns: flow.first_ts_ns,
-                    last_ts_ns: flow.last_ts_ns,
-                    class: class.to_owned(),
+                    alert_id: alert_id(&class, &target, key.2),
+                    window_start_ns: key.2,
+                    first_ts_ns,
+                    last_ts_ns,
+                    class,
                     severity: Severity::Low,
                     confidence: 0.0,
                     sources: Vec::new(),
@@ -476,43 +688,93 @@ impl AlertEngine {
                     flow_ids: Vec::new(),
                     revision: 0,
                 };
-                self.stats.raised += 1;
-                self.stats.open += 1;
-                self.windows.entry(window_start).or_default().push(key);
-                self.entries.entry(key).or_insert(Entry {
+                if held {
+                    self.stats.held += 1;
+                } else {
+                    self.stats.raised += 1;
+                    self.stats.open += 1;
+                }
+                self.windows.entry(key.2).or_default().push(key);
+                v.insert(Entry {
                     alert,
                     sources: SourceSet::Exact(HashSet::new()),
                     dirty: false,
+                    held,
                 })
             }
+        }
+    }
+
+    /// After `key`'s alert changed: recomputes its severity, releases it
+    /// when it stops being a held single-source flood, marks it dirty.
+    fn touch(&mut self, key: Key) {
+        let Some(entry) = self.entries.get_mut(&key) else {
+            return;
         };
         let a = &mut entry.alert;
-        a.flow_count += 1;
-        a.packet_count += flow.packets();
-        a.first_ts_ns = a.first_ts_ns.min(flow.first_ts_ns);
-        a.last_ts_ns = a.last_ts_ns.max(flow.last_ts_ns);
-        if confidence > a.confidence {
-            a.confidence = confidence.min(1.0);
-        }
-        if a.flow_ids.len() < self.cfg.max_flow_ids {
-            a.flow_ids.push(flow.flow_id);
-        }
-        if entry.sources.insert(addr_hash(&source)) {
-            if a.sources.len() < self.cfg.max_sources {
-                let s = source.to_string();
-                if !a.sources.contains(&s) {
-                    a.sources.push(s);
-                }
-            }
-            // Keep the count monotonic (the estimate may wobble).
-            a.source_count = a.source_count.max(entry.sources.count());
-        }
         if let Some(sev) = severity_for(&a.class, a.flow_count, a.source_count) {
             a.severity = sev;
+        }
+        if entry.held {
+            if a.source_count < 2 && a.flow_count < MIN_SINGLE_SOURCE_FLOOD_FLOWS {
+                return;
+            }
+            entry.held = false;
+            self.stats.held -= 1;
+            self.stats.raised += 1;
+            self.stats.open += 1;
         }
         if !entry.dirty {
             entry.dirty = true;
             self.dirty.push(key);
+        }
+    }
+
+    /// `source` has just been found scanning `target`: its held DoS/DDoS
+    /// alerts on `target` in this window (all their flows are its own)
+    /// move into the `PortScan` alert, unpublished.
+    fn move_held_to_scan(&mut self, source: FlowAddr, target: FlowAddr, window: u64) {
+        let h = addr_hash(&source);
+        for flood in ["DoS", "DDoS"] {
+            let Some(ci) = self.classes.iter().position(|c| c == flood) else {
+                continue;
+            };
+            let key: Key = (ci as u32, target, window);
+            let only_source = matches!(
+                self.entries.get(&key),
+                Some(Entry { held: true, sources: SourceSet::Exact(set), .. })
+                    if set.len() == 1 && set.contains(&h)
+            );
+            if !only_source {
+                continue;
+            }
+            let Some(held) = self.entries.remove(&key) else {
+                continue;
+            };
+            // Its key stays in `windows`; `expire` skips missing entries.
+            self.stats.held -= 1;
+            self.stats.held_to_scan += 1;
+            self.stats.scan_flows += held.alert.flow_count;
+            let h_alert = held.alert;
+            let scan_key: Key = (self.class_idx("PortScan"), target, window);
+            let cfg = self.cfg;
+            let entry = self.entry(scan_key, h_alert.first_ts_ns, h_alert.last_ts_ns);
+            let a = &mut entry.alert;
+            a.flow_count += h_alert.flow_count;
+            a.packet_count += h_alert.packet_count;
+            a.first_ts_ns = a.first_ts_ns.min(h_alert.first_ts_ns);
+            a.last_ts_ns = a.last_ts_ns.max(h_alert.last_ts_ns);
+            if h_alert.confidence > a.confidence {
+                a.confidence = h_alert.confidence;
+            }
+            for id in h_alert.flow_ids {
+                if a.flow_ids.len() >= cfg.max_flow_ids {
+                    break;
+                }
+                a.flow_ids.push(id);
+            }
+            add_source(entry, &source, cfg.max_sources);
+            self.touch(scan_key);
         }
     }
 
@@ -556,6 +818,11 @@ impl AlertEngine {
             let keys = entry.remove();
             for key in keys {
                 if let Some(mut e) = self.entries.remove(&key) {
+                    if e.held {
+                        self.stats.held -= 1;
+                        self.stats.held_dropped += 1;
+                        continue;
+                    }
                     self.stats.open -= 1;
                     self.stats.expired += 1;
                     self.count_severity(&e.alert);
@@ -568,7 +835,11 @@ impl AlertEngine {
         }
         // Every window starting at or before `cutoff` is now forgotten,
         // also those that never had an alert.
-        self.watermark_ns = self.watermark_ns.max(cutoff - cutoff % w + 1);
+        let watermark = self.watermark_ns.max(cutoff - cutoff % w + 1);
+        if watermark != self.watermark_ns {
+            self.fanout.expire(cutoff);
+        }
+        self.watermark_ns = watermark;
     }
 
     fn count_severity(&mut self, a: &Alert) {
@@ -581,7 +852,7 @@ impl AlertEngine {
     /// severity.
     pub fn stats(&self) -> AlertStats {
         let mut s = self.stats;
-        for e in self.entries.values() {
+        for e in self.entries.values().filter(|e| !e.held) {
             if let Some(i) = Severity::ALL.iter().position(|v| *v == e.alert.severity) {
                 s.by_severity[i] += 1;
             }
@@ -589,9 +860,16 @@ impl AlertEngine {
         s
     }
 
-    /// The open alerts (any order), as last updated.
+    /// The open alerts (any order), as last updated; held ones (see
+    /// [`MIN_SINGLE_SOURCE_FLOOD_FLOWS`]) are not listed.
     pub fn open_alerts(&self) -> impl Iterator<Item = &Alert> + '_ {
-        self.entries.values().map(|e| &e.alert)
+        self.entries.values().filter(|e| !e.held).map(|e| &e.alert)
+    }
+
+    /// Pairs whose distinct ports are tracked now (at most
+    /// [`MAX_FANOUT_PAIRS`]).
+    pub fn fanout_pairs(&self) -> usize {
+        self.fanout.pairs.len()
     }
 
     /// The whole state, for a checkpoint.
@@ -606,11 +884,19 @@ impl AlertEngine {
                 alert: e.alert.clone(),
                 sources: e.sources.to_state(),
                 dirty: e.dirty,
+                held: e.held,
             })
             .collect();
         entries.sort_by(|a, b| {
             (a.window_start_ns, a.class, a.target).cmp(&(b.window_start_ns, b.class, b.target))
         });
+        let mut fanout_pairs: Vec<(FlowAddr, FlowAddr, u64, Vec<u16>)> = self
+            .fanout
+            .pairs
+            .iter()
+            .map(|(p, ports)| (p.0, p.1, p.2, ports.clone()))
+            .collect();
+        fanout_pairs.sort_by_key(|a| (a.2, a.0, a.1));
         AlertState {
             model_version: self.model_version.clone(),
             classes: self.classes.clone(),
@@ -619,6 +905,15 @@ impl AlertEngine {
             pending: self.pending.clone(),
             watermark_ns: self.watermark_ns,
             stats: self.stats,
+            fanout_slots: self
+                .fanout
+                .slots
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.0 != 0)
+                .map(|(i, s)| (i as u32, s.0, s.1))
+                .collect(),
+            fanout_pairs,
         }
     }
 
@@ -639,10 +934,25 @@ impl AlertEngine {
                     alert: e.alert,
                     sources: SourceSet::from_state(e.sources),
                     dirty: e.dirty,
+                    held: e.held,
                 },
             );
         }
-        engine.stats.open = engine.entries.len() as u64;
+        engine.stats.held = engine.entries.values().filter(|e| e.held).count() as u64;
+        engine.stats.open = engine.entries.len() as u64 - engine.stats.held;
+        if !state.fanout_slots.is_empty() {
+            engine.fanout.slots = vec![(0, 0); FANOUT_SLOTS];
+            for (i, tag, port) in state.fanout_slots {
+                if let Some(s) = engine.fanout.slots.get_mut(i as usize) {
+                    *s = (tag, port);
+                }
+            }
+        }
+        engine.fanout.pairs = state
+            .fanout_pairs
+            .into_iter()
+            .map(|(s, t, w, ports)| ((s, t, w), ports))
+            .collect();
         engine
     }
 }
@@ -759,7 +1069,7 @@ mod tests {
         e.observe(&flow(src, a, 10 * S, "PortScan", 0.8));
         e.observe(&flow(src, a, 20 * S, "PortScan", 0.8)); // same window
         e.observe(&flow(src, b, 20 * S, "PortScan", 0.8)); // other target
-        e.observe(&flow(src, a, 20 * S, "DoS", 0.8)); // other class
+        e.observe(&flow(src, a, 20 * S, "BruteForce", 0.8)); // other class
         e.observe(&flow(src, a, 310 * S, "PortScan", 0.8)); // next window
         let u = updates(&mut e);
         assert_eq!(u.len(), 4);
@@ -793,7 +1103,7 @@ mod tests {
         assert_eq!(st.ignored_unlabelled, 1);
         assert_eq!(st.raised, 0);
         // Exactly at the threshold counts.
-        e.observe(&flow(s, d, S, "DoS", 0.6));
+        e.observe(&flow(s, d, S, "Botnet", 0.6));
         assert_eq!(updates(&mut e).len(), 1);
     }
 
@@ -832,12 +1142,12 @@ mod tests {
     fn expire_forgets_old_windows_and_refuses_late_flows() {
         let mut e = AlertEngine::new(AlertConfig::default(), "m".into());
         let (s, d) = (ip(1, 1, 1, 1), ip(2, 2, 2, 2));
-        e.observe(&flow(s, d, 10 * S, "DoS", 1.0));
-        e.observe(&flow(s, d, 400 * S, "DoS", 1.0));
+        e.observe(&flow(s, d, 10 * S, "BruteForce", 1.0));
+        e.observe(&flow(s, d, 400 * S, "BruteForce", 1.0));
         // Window [0, 300) ends at 300 s; kept for the grace until 600 s.
         e.expire(599 * S);
         assert_eq!(e.stats().open, 2);
-        e.observe(&flow(s, d, 20 * S, "DoS", 1.0)); // late but within grace
+        e.observe(&flow(s, d, 20 * S, "BruteForce", 1.0)); // late but within grace
         e.expire(600 * S);
         let st = e.stats();
         assert_eq!((st.open, st.expired), (1, 1));
@@ -852,11 +1162,11 @@ mod tests {
             2
         );
         // A flow of the forgotten window is counted, not alerted.
-        e.observe(&flow(s, d, 299 * S, "DoS", 1.0));
+        e.observe(&flow(s, d, 299 * S, "BruteForce", 1.0));
         assert!(updates(&mut e).is_empty());
         assert_eq!(e.stats().late_flows, 1);
         // The open window still takes flows.
-        e.observe(&flow(s, d, 450 * S, "DoS", 1.0));
+        e.observe(&flow(s, d, 450 * S, "BruteForce", 1.0));
         assert_eq!(updates(&mut e)[0].flow_count, 2);
     }
 
@@ -963,5 +1273,192 @@ mod tests {
         assert!(ddos[0].sources.contains(&"192.0.2.3".to_string()));
         let scan = out.iter().find(|a| a.class == "PortScan").unwrap();
         assert_eq!(scan.target, "192.0.2.1");
+    }
+
+    fn probe(src: FlowAddr, dst: FlowAddr, port: u16, ts: u64, label: &str) -> FlowRecord {
+        let mut f = flow(src, dst, ts, label, 0.9);
+        f.dst_port = port;
+        f.key.hi_port = port;
+        f.flow_id = ts ^ u64::from(port) << 48;
+        f.fwd_packets = 1;
+        f.bwd_packets = 0;
+        f.bwd_bytes = 0;
+        f
+    }
+
+    #[test]
+    fn a_syn_scan_predicted_ddos_is_one_portscan_alert() {
+        let mut e = AlertEngine::new(AlertConfig::default(), "m".into());
+        let (scanner, target) = (ip(10, 9, 9, 9), ip(10, 0, 0, 1));
+        let mut out = Vec::new();
+        for p in 0..1000u16 {
+            // Every other probe DoS, to cover both flood classes.
+            let class = if p % 7 == 0 { "DoS" } else { "DDoS" };
+            e.observe(&probe(scanner, target, p, 10 * S + u64::from(p), class));
+            // Updates taken often: the first probes must not leak out.
+            e.take_updates(&mut out);
+        }
+        e.expire(10_000 * S);
+        e.take_updates(&mut out);
+        assert!(out.iter().all(|a| a.class == "PortScan"), "{out:?}");
+        let last = out.last().unwrap();
+        assert_eq!(last.flow_count, 1000);
+        assert_eq!(last.source_count, 1);
+        assert_eq!(last.target, "10.0.0.1");
+        assert_eq!(last.severity, Severity::Medium);
+        let ids: HashSet<u64> = out.iter().map(|a| a.alert_id).collect();
+        assert_eq!(ids.len(), 1);
+        let st = e.stats();
+        assert_eq!(st.raised, 1);
+        assert_eq!(st.scan_flows, 1000);
+        assert_eq!(st.held_to_scan, 2);
+        assert_eq!((st.held, st.held_dropped), (0, 0));
+    }
+
+    #[test]
+    fn a_spoofed_syn_flood_is_still_ddos() {
+        let mut e = AlertEngine::new(AlertConfig::default(), "m".into());
+        let target = ip(10, 0, 0, 1);
+        let mut out = Vec::new();
+        for i in 0..10_000u32 {
+            let src = FlowAddr::Ip(IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + i)));
+            e.observe(&probe(src, target, 80, 10 * S + u64::from(i), "DDoS"));
+            if i % 1000 == 0 || i < 3 {
+                e.take_updates(&mut out);
+            }
+        }
+        e.take_updates(&mut out);
+        assert!(out.iter().all(|a| a.class == "DDoS"));
+        assert_eq!(out[0].flow_count, 2, "published at the second source");
+        let last = out.last().unwrap();
+        assert_eq!(last.flow_count, 10_000);
+        // Past the exact limit: estimated.
+        assert!(
+            last.source_count.abs_diff(10_000) < 1_000,
+            "{}",
+            last.source_count
+        );
+        assert_eq!(last.severity, Severity::Critical);
+        assert_eq!(e.fanout_pairs(), 0);
+        assert_eq!(e.stats().scan_flows, 0);
+    }
+
+    #[test]
+    fn a_single_source_dos_publishes_after_the_hold() {
+        // Slowloris-like: one source, one port, 150 flows.
+        let mut e = AlertEngine::new(AlertConfig::default(), "m".into());
+        let (src, target) = (ip(10, 9, 9, 9), ip(10, 0, 0, 1));
+        let mut out = Vec::new();
+        for i in 0..150u64 {
+            e.observe(&flow(src, target, 10 * S + i, "DoS", 0.9));
+            e.take_updates(&mut out);
+            let n = out.len();
+            if i + 1 < MIN_SINGLE_SOURCE_FLOOD_FLOWS {
+                assert_eq!(n, 0, "held at {} flows", i + 1);
+                assert_eq!(e.open_alerts().count(), 0);
+            } else {
+                assert!(n > 0);
+            }
+        }
+        assert_eq!(out[0].flow_count, MIN_SINGLE_SOURCE_FLOOD_FLOWS);
+        assert_eq!(out[0].revision, 1);
+        let last = out.last().unwrap();
+        assert_eq!((last.class.as_str(), last.flow_count), ("DoS", 150));
+        assert_eq!(last.severity, Severity::High);
+        // A few lone flows of one source, then its window is forgotten:
+        // nothing goes out.
+        for i in 0..5u64 {
+            e.observe(&flow(src, ip(10, 0, 0, 2), 20 * S + i, "DoS", 0.9));
+        }
+        assert_eq!(e.stats().held, 1);
+        e.expire(10_000 * S);
+        let mut rest = Vec::new();
+        e.take_updates(&mut rest);
+        assert!(rest.iter().all(|a| a.target == "10.0.0.1"), "{rest:?}");
+        let st = e.stats();
+        assert_eq!((st.held, st.held_dropped, st.raised), (0, 1, 1));
+    }
+
+    #[test]
+    fn fanout_memory_stays_bounded() {
+        let mut e = AlertEngine::new(AlertConfig::default(), "m".into());
+        let target = ip(10, 0, 0, 1);
+        // A million spoofed sources, each on one port: nothing tracked.
+        for i in 0..1_000_000u32 {
+            let src = FlowAddr::Ip(IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + i)));
+            e.observe(&probe(src, target, 80, 10 * S, "DDoS"));
+        }
+        assert_eq!(e.fanout_pairs(), 0);
+        assert_eq!(e.fanout.slots.len(), FANOUT_SLOTS);
+        // Worst case: every source twice, on two ports: the table fills
+        // to its cap and no further.
+        for i in 0..100_000u32 {
+            let src = FlowAddr::Ip(IpAddr::V4(Ipv4Addr::from(0x0c00_0000 + i)));
+            e.observe(&probe(src, target, 80, 10 * S, "DDoS"));
+            e.observe(&probe(src, target, 81, 10 * S, "DDoS"));
+            assert!(e.fanout_pairs() <= MAX_FANOUT_PAIRS);
+        }
+        assert_eq!(e.fanout_pairs(), MAX_FANOUT_PAIRS);
+        assert!(e.stats().fanout_untracked > 0);
+        assert_eq!(e.fanout.slots.len(), FANOUT_SLOTS);
+        // Forgotten with their window.
+        e.expire(10_000 * S);
+        assert_eq!(e.fanout_pairs(), 0);
+    }
+
+    #[test]
+    fn scan_state_survives_a_restore() {
+        let run = |split: Option<usize>| {
+            let mut e = AlertEngine::new(AlertConfig::default(), "m".into());
+            let mut out = Vec::new();
+            for i in 0..3000u64 {
+                if Some(i as usize) == split {
+                    let bytes = rmp_serde::to_vec(&e.snapshot()).unwrap();
+                    let st: AlertState = rmp_serde::from_slice(&bytes).unwrap();
+                    e = AlertEngine::restore(AlertConfig::default(), st);
+                }
+                let ts = 10 * S + i * S / 10;
+                let f = match i % 3 {
+                    // A scan of two targets.
+                    0 => probe(
+                        ip(10, 9, 9, 9),
+                        ip(10, 0, 0, (i % 2) as u8),
+                        i as u16,
+                        ts,
+                        "DDoS",
+                    ),
+                    // A slow DoS.
+                    1 => flow(ip(10, 8, 8, 8), ip(10, 0, 0, 5), ts, "DoS", 0.8),
+                    // A spoofed flood.
+                    _ => probe(
+                        ip(11, 0, (i >> 8) as u8, i as u8),
+                        ip(10, 0, 0, 6),
+                        80,
+                        ts,
+                        "DDoS",
+                    ),
+                };
+                e.observe(&f);
+                if i % 7 == 6 {
+                    e.take_updates(&mut out);
+                    e.expire(ts);
+                }
+            }
+            e.take_updates(&mut out);
+            (out, e.snapshot())
+        };
+        let (a, sa) = run(None);
+        assert!(a.iter().any(|x| x.class == "PortScan"));
+        assert!(a.iter().any(|x| x.class == "DoS"));
+        assert!(a.iter().any(|x| x.class == "DDoS"));
+        assert!(a.iter().all(|x| x.class != "DoS" || x.target == "10.0.0.5"));
+        for split in [5, 20, 40, 1_000, 2_222] {
+            let (b, sb) = run(Some(split));
+            assert_eq!(a, b, "split {split}");
+            assert_eq!(
+                rmp_serde::to_vec(&sa).unwrap(),
+                rmp_serde::to_vec(&sb).unwrap()
+            );
+        }
     }
 }
