@@ -460,3 +460,41 @@ fn flows_output_needs_aggregate_and_a_fitting_model() {
     assert!(err.contains("does not fit"), "{err}");
     assert!(err.contains("no_such_feature"), "{err}");
 }
+
+#[test]
+fn aggregate_beside_the_server_keeps_every_packet_in_both() {
+    let Some(db) = netanalyzer_store::pg::TestDb::require() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (pcap, _) = generate(dir.path(), "both", 13, 20_000);
+    let (packets, unkeyed) = count_packets(&pcap);
+    let server = support::ServerProc::start(&["--database-url", &db.conninfo()]);
+    let flows = dir.path().join("flows.jsonl");
+    let out = support::sniffer()
+        .arg("-r")
+        .arg(&pcap)
+        .args(["--server", &server.url(), "--sensor-id", "edge-agg"])
+        .arg("--spool-dir")
+        .arg(dir.path().join("spool"))
+        .arg("--aggregate")
+        .arg("-o")
+        .arg(format!("flows-jsonl:{}", flows.display()))
+        .output()
+        .unwrap();
+    support::show(&out);
+    assert!(out.status.success(), "sniffer failed");
+    // Every packet stored once, and every keyed packet in one flow line.
+    let mut client = db.client();
+    assert_eq!(support::db_counts(&mut client).rows, packets);
+    let in_flows: u64 = std::fs::read_to_string(&flows)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            v["fwd_packets"].as_u64().unwrap() + v["bwd_packets"].as_u64().unwrap()
+        })
+        .sum();
+    assert_eq!(in_flows, packets - unkeyed);
+    server.stop();
+}
