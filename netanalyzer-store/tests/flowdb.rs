@@ -696,11 +696,37 @@ fn flow_partitions_follow_maintenance() {
     let now = (BASE_NS / 1_000_000_000) as i64;
     let today = pg::day_of_ts_ns(BASE_NS);
     flowdb::ensure_flow_partitions(&mut c, &[BASE_NS - 10 * DAY_NS, BASE_NS - DAY_NS]).unwrap();
+    // Two alerts: one last seen 10 days ago (past retention), one today.
+    let mut old = alert(1, 1, 1);
+    old.window_start_ns = BASE_NS - 10 * DAY_NS;
+    old.first_ts_ns = BASE_NS - 10 * DAY_NS;
+    old.last_ts_ns = BASE_NS - 10 * DAY_NS + 1_000;
+    let recent = alert(2, 1, 1);
+    flowdb::commit(
+        &mut c,
+        &FlowCommit {
+            consumer: "retention",
+            position: Position::default(),
+            state: &[],
+            flows: &[],
+            model_version: "m-1",
+            alerts: &[old, recent],
+            rows: 0,
+            batches: 0,
+        },
+    )
+    .unwrap();
     let plan = pg::PartitionPlan {
         ahead_days: 2,
         retention_days: Some(3),
     };
     let report = pg::maintain(&mut c, &plan, now).unwrap();
+    assert_eq!(report.alerts_deleted, 1);
+    assert_eq!(
+        count(&mut c, "SELECT count(*) FROM alerts WHERE alert_id = 2"),
+        1
+    );
+    assert_eq!(count(&mut c, "SELECT count(*) FROM alerts"), 1);
     assert_eq!(report.flows_created, 3);
     assert_eq!(
         report.flows_dropped,

@@ -671,9 +671,9 @@ impl<'s> Engine<'s> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-        let (_, dropped) = pg::maintain_flows(client, &plan, now)?;
-        if !dropped.is_empty() {
-            tracing::info!("retention: dropped {}", dropped.join(", "));
+        let done = pg::maintain_flows(client, &plan, now)?;
+        if !done.dropped.is_empty() {
+            tracing::info!("retention: dropped {}", done.dropped.join(", "));
         }
         Ok(())
     }

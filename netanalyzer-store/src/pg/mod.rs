@@ -38,7 +38,8 @@ pub use embedded::{default_data_dir, EmbeddedOptions, EmbeddedPostgres};
 pub use migrate::{migrate, schema_version, MIGRATIONS};
 pub use partition::{
     day_of_ts_ns, ensure_partitions, flow_partition_name, index_closed_partitions, maintain,
-    maintain_flows, partition_name, MaintenanceReport, PartitionPlan, CLOSED_PARTITION_INDEXES,
+    maintain_flows, partition_name, FlowMaintenance, MaintenanceReport, PartitionPlan,
+    CLOSED_PARTITION_INDEXES,
 };
 pub use testdb::TestDb;
 pub use writer::{PacketWriter, WriteOutcome, RAW_PACKETS_COLUMNS};

@@ -60,6 +60,19 @@ pub struct MaintenanceReport {
     pub flows_created: u32,
     /// Names of the `flows` partitions dropped by retention, oldest first.
     pub flows_dropped: Vec<String>,
+    /// Alerts deleted by retention (last seen before the oldest kept day).
+    pub alerts_deleted: u64,
+}
+
+/// What [`maintain_flows`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlowMaintenance {
+    /// Number of `flows` partitions created.
+    pub created: u32,
+    /// Names of the `flows` partitions dropped by retention, oldest first.
+    pub dropped: Vec<String>,
+    /// Alerts deleted by retention.
+    pub alerts_deleted: u64,
 }
 
 /// The day (days since 1970-01-01, UTC) of a timestamp in nanoseconds since
@@ -242,35 +255,55 @@ pub fn maintain(
     let created = ensure_partitions(client, today, today + i64::from(plan.ahead_days))?;
     let dropped = drop_old_partitions(client, RAW_PACKETS, today, plan.retention_days)?;
     let indexed = index_closed_partitions(client, today)?;
-    let (flows_created, flows_dropped) = maintain_flows(client, plan, now_unix_secs)?;
+    let flows = maintain_flows(client, plan, now_unix_secs)?;
     Ok(MaintenanceReport {
         created,
         dropped,
         indexed,
-        flows_created,
-        flows_dropped,
+        flows_created: flows.created,
+        flows_dropped: flows.dropped,
+        alerts_deleted: flows.alerts_deleted,
     })
 }
 
-/// Upkeep of the `flows` partitions (`flows_pYYYYMMDD`): creates those of
-/// today to `today + plan.ahead_days` and drops those whose day is before
-/// `today - plan.retention_days` (when set). Returns (created, dropped
-/// names). [`maintain`] calls it with its own plan; call it with another
-/// plan to keep flows longer than packets.
+/// Upkeep of the `flows` partitions (`flows_pYYYYMMDD`) and the `alerts`
+/// table: creates the partitions of today to `today + plan.ahead_days`,
+/// drops those whose day is before `today - plan.retention_days` (when
+/// set) and deletes the alerts last seen before that day. [`maintain`]
+/// calls it with its own plan; call it with another plan to keep flows
+/// longer than packets.
 ///
 /// # Errors
 ///
-/// [`StoreError::Postgres`] when a statement fails.
+/// [`StoreError::Postgres`] when a statement fails (partitions handled
+/// before the failure stay created or dropped).
 pub fn maintain_flows(
     client: &mut Client,
     plan: &PartitionPlan,
     now_unix_secs: i64,
-) -> Result<(u32, Vec<String>), StoreError> {
+) -> Result<FlowMaintenance, StoreError> {
     let today = now_unix_secs.div_euclid(SECS_PER_DAY);
     let days: Vec<i64> = (today..=today + i64::from(plan.ahead_days)).collect();
     let created = ensure_table_partition_days(client, FLOWS, &days)?;
     let dropped = drop_old_partitions(client, FLOWS, today, plan.retention_days)?;
-    Ok((created, dropped))
+    let mut alerts_deleted = 0;
+    if let Some(keep) = plan.retention_days {
+        let oldest_kept_secs = (today - i64::from(keep)) * SECS_PER_DAY;
+        alerts_deleted = client
+            .execute(
+                "DELETE FROM alerts WHERE last_ts < to_timestamp($1::bigint)",
+                &[&oldest_kept_secs],
+            )
+            .map_err(pg_err("retention: delete alerts"))?;
+        if alerts_deleted > 0 {
+            tracing::info!(alerts = alerts_deleted, "deleted alerts (retention)");
+        }
+    }
+    Ok(FlowMaintenance {
+        created,
+        dropped,
+        alerts_deleted,
+    })
 }
 
 /// Drops the partitions of `table` whose day is more than `retention_days`
