@@ -5,6 +5,8 @@
 use netanalyzer_ml::dataset::{from_flows, load_cic_csv, LabelMap};
 use std::path::PathBuf;
 
+mod support;
+
 fn write(name: &str, bytes: &[u8]) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("ml_dataset_{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -157,17 +159,10 @@ fn errors_and_from_flows() {
 /// The real original-format fixture, when present.
 #[test]
 fn original_fixture_file() {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/mldata/cicids2017_original_format_Friday-DDos_first299rows.csv");
-    if !p.exists() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{} missing",
-            p.display()
-        );
-        eprintln!("skipped: {} is missing", p.display());
+    let Some(p) = support::shared_mldata("cicids2017_original_format_Friday-DDos_first299rows.csv")
+    else {
         return;
-    }
+    };
     let ds = load_cic_csv(&[p], LabelMap::Coarse, &mut |_| {}).unwrap();
     assert_eq!(ds.rows(), 299);
     assert_eq!(ds.feature_names.len(), 77);

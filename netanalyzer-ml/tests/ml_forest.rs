@@ -4,7 +4,8 @@
 use netanalyzer_ml::dataset::{load_cic_csv, Dataset, LabelMap};
 use netanalyzer_ml::forest::{train_smartcore, FlatForest, ForestParams};
 use smartcore::linalg::basic::matrix::DenseMatrix;
-use std::path::PathBuf;
+
+mod support;
 
 fn synthetic(n: usize) -> Dataset {
     // Three classes on two noisy features plus a useless one.
@@ -83,17 +84,9 @@ fn flat_equals_smartcore_synthetic() {
 /// Every row of the real CIC file (train and test part).
 #[test]
 fn flat_equals_smartcore_on_cic() {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/mldata/cicids2017_improved_train.csv");
-    if !p.exists() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{} missing",
-            p.display()
-        );
-        eprintln!("skipped: {} is missing", p.display());
+    let Some(p) = support::shared_mldata("cicids2017_improved_train.csv") else {
         return;
-    }
+    };
     let ds = load_cic_csv(&[p], LabelMap::Coarse, &mut |_| {}).unwrap();
     let (train, _) = ds.time_split(0.3);
     let params = ForestParams {

@@ -16,10 +16,10 @@ use netanalyzer_ml::flow::{FlowAggregator, FlowConfig, FlowStats, FlowTableState
 use netanalyzer_ml::model::{default_model, FeatureBinding, Model};
 use netanalyzer_store::flowdb::{self, FlowCommit, PacketFeed, Position};
 use netanalyzer_store::pg::{self, EmbeddedOptions, EmbeddedPostgres, PartitionPlan};
+use netanalyzer_store::server::{escape_label_value, write_family};
 use netanalyzer_store::StoreError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -768,56 +768,56 @@ impl Metrics {
         let m = self.lock();
         let mut o = String::with_capacity(4096);
         let t = &m.table;
-        metric(
+        write_family(
             &mut o,
             "netanalyzer_aggregator_rows_read_total",
             "counter",
             "Packet rows read from raw_packets by this process.",
             &[("", m.rows_read as f64)],
         );
-        metric(
+        write_family(
             &mut o,
             "netanalyzer_aggregator_batches_read_total",
             "counter",
             "Ingest batches read by this process.",
             &[("", m.batches_read as f64)],
         );
-        metric(
+        write_family(
             &mut o,
             "netanalyzer_aggregator_lag_rows",
             "gauge",
             "Stored rows not consumed yet (measured when a poll finds nothing new).",
             &[("", m.lag.0 as f64)],
         );
-        metric(
+        write_family(
             &mut o,
             "netanalyzer_aggregator_lag_batches",
             "gauge",
             "Stored batches not consumed yet.",
             &[("", m.lag.1 as f64)],
         );
-        metric(
+        write_family(
             &mut o,
             "netanalyzer_aggregator_lag_seconds",
             "gauge",
             "Age of the oldest batch not consumed yet, in seconds (0 when caught up).",
             &[("", m.lag.2)],
         );
-        metric(
+        write_family(
             &mut o,
             "netanalyzer_aggregator_flows_active",
             "gauge",
             "Open flows over every sensor's table, as of the last commit.",
             &[("", t.active as f64)],
         );
-        metric(
+        write_family(
             &mut o,
             "netanalyzer_aggregator_flows_embryonic",
             "gauge",
             "Of the open flows, TCP flows that saw only SYNs from their initiator.",
             &[("", t.embryonic as f64)],
         );
-        metric(
+        write_family(
             &mut o,
             "netanalyzer_aggregator_sensors",
             "gauge",
@@ -829,14 +829,14 @@ impl Metrics {
             .zip(t.emitted)
             .map(|(r, n)| (format!("reason=\"{}\"", r.as_str()), n as f64))
             .collect();
-        metric_owned(
+        write_family(
             &mut o,
             "netanalyzer_aggregator_flows_emitted_total",
             "counter",
             "Flow records committed, by end reason (since the consumer began).",
             &emitted,
         );
-        metric(
+        write_family(
             &mut o,
             "netanalyzer_aggregator_flows_evicted_total",
             "counter",
@@ -846,14 +846,14 @@ impl Metrics {
                 ("reason=\"oldest\"", t.evicted_oldest as f64),
             ],
         );
-        metric(
+        write_family(
             &mut o,
             "netanalyzer_aggregator_packets_unkeyed_total",
             "counter",
             "Packets in no flow (neither IP nor ARP), since the consumer began.",
             &[("", t.unkeyed as f64)],
         );
-        metric(
+        write_family(
             &mut o,
             "netanalyzer_aggregator_flows_written_total",
             "counter",
@@ -863,16 +863,16 @@ impl Metrics {
         let preds: Vec<(String, f64)> = m
             .predictions
             .iter()
-            .map(|(c, n)| (format!("class=\"{}\"", escape_label(c)), *n as f64))
+            .map(|(c, n)| (format!("class=\"{}\"", escape_label_value(c)), *n as f64))
             .collect();
-        metric_owned(
+        write_family(
             &mut o,
             "netanalyzer_aggregator_predictions_total",
             "counter",
             "Committed flows by predicted class (the model's class names).",
             &preds,
         );
-        metric(
+        write_family(
             &mut o,
             "netanalyzer_aggregator_alerts_total",
             "counter",
@@ -882,49 +882,49 @@ impl Metrics {
                 ("kind=\"updated\"", m.alerts_updated as f64),
             ],
         );
-        metric(
+        write_family(
             &mut o,
             "netanalyzer_aggregator_commits_total",
             "counter",
             "Commits of flows, alerts, position and state.",
             &[("", m.commits as f64)],
         );
-        metric(
+        write_family(
             &mut o,
             "netanalyzer_aggregator_commit_seconds_total",
             "counter",
             "Seconds spent in commits.",
             &[("", m.commit_seconds)],
         );
-        metric(
+        write_family(
             &mut o,
             "netanalyzer_aggregator_commit_last_seconds",
             "gauge",
             "Duration of the last commit, in seconds.",
             &[("", m.last_commit_seconds)],
         );
-        metric(
+        write_family(
             &mut o,
             "netanalyzer_aggregator_state_bytes",
             "gauge",
             "Size of the last checkpointed state (flow tables + alert engine).",
             &[("", m.state_bytes as f64)],
         );
-        metric(
+        write_family(
             &mut o,
             "netanalyzer_aggregator_db_up",
             "gauge",
             "1 while the database answers, 0 from a failure until the next connect.",
             &[("", if m.db_up { 1.0 } else { 0.0 })],
         );
-        metric(
+        write_family(
             &mut o,
             "netanalyzer_aggregator_db_errors_total",
             "counter",
             "Database failures (each one restarts from the last commit).",
             &[("", m.db_errors as f64)],
         );
-        metric(
+        write_family(
             &mut o,
             "netanalyzer_aggregator_reconnects_total",
             "counter",
@@ -933,28 +933,6 @@ impl Metrics {
         );
         o
     }
-}
-
-fn metric(o: &mut String, name: &str, kind: &str, help: &str, series: &[(&str, f64)]) {
-    let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    for (labels, v) in series {
-        if labels.is_empty() {
-            let _ = writeln!(o, "{name} {v}");
-        } else {
-            let _ = writeln!(o, "{name}{{{labels}}} {v}");
-        }
-    }
-}
-
-fn metric_owned(o: &mut String, name: &str, kind: &str, help: &str, series: &[(String, f64)]) {
-    let s: Vec<(&str, f64)> = series.iter().map(|(l, v)| (l.as_str(), *v)).collect();
-    metric(o, name, kind, help, &s);
-}
-
-fn escape_label(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 /// Serves GET /metrics and /health on a background thread (one request

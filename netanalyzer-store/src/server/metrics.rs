@@ -272,8 +272,38 @@ impl Metrics {
     }
 }
 
-fn header(o: &mut String, name: &str, kind: &str, help: &str) {
+/// Appends one metric family in the Prometheus text format: `# HELP`,
+/// `# TYPE` (`counter` or `gauge`) and one sample per `(labels, value)`;
+/// `labels` is the text between the braces (`reason="x"`, values escaped
+/// with [`escape_label_value`]), or empty for an unlabelled sample. Shared
+/// by the server's and the aggregator's `/metrics`.
+pub fn write_family<L: AsRef<str>>(
+    o: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    series: &[(L, f64)],
+) {
     let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    for (labels, v) in series {
+        let labels = labels.as_ref();
+        if labels.is_empty() {
+            let _ = writeln!(o, "{name} {v}");
+        } else {
+            let _ = writeln!(o, "{name}{{{labels}}} {v}");
+        }
+    }
+}
+
+/// Escapes a label value for the Prometheus text format (`\`, `"`, newline).
+pub fn escape_label_value(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn header(o: &mut String, name: &str, kind: &str, help: &str) {
+    write_family::<&str>(o, name, kind, help, &[]);
 }
 
 fn counter(o: &mut String, name: &str, help: &str, v: u64) {
@@ -282,8 +312,7 @@ fn counter(o: &mut String, name: &str, help: &str, v: u64) {
 }
 
 fn gauge(o: &mut String, name: &str, help: &str, v: f64) {
-    header(o, name, "gauge", help);
-    let _ = writeln!(o, "{name} {v}");
+    write_family(o, name, "gauge", help, &[("", v)]);
 }
 
 #[cfg(test)]

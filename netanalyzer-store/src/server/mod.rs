@@ -77,6 +77,7 @@ mod metrics;
 mod writer;
 
 pub use config::{ConfigFile, DatabaseSource, LimitsSection, RetentionSection, ServerConfig};
+pub use metrics::{escape_label_value, write_family};
 
 use crate::pg::{self, EmbeddedPostgres};
 use crate::StoreError;
