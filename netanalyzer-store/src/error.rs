@@ -166,6 +166,16 @@ pub enum StoreError {
         /// The listen address asked for.
         addr: std::net::SocketAddr,
     },
+    /// A non-loopback listen address with no read token for the query API
+    /// and the dashboard.
+    #[error(
+        "refusing to serve the dashboard and query API on {addr} without a read token: \
+         give --read-token TOKEN (or [dashboard] read_tokens in the config), or listen on loopback"
+    )]
+    ReadTokenRequired {
+        /// The listen address asked for.
+        addr: std::net::SocketAddr,
+    },
     /// The server's runtime or one of its threads failed.
     #[error("server runtime: {detail}")]
     Runtime {

@@ -448,6 +448,7 @@ fn commit_is_all_or_nothing() {
             alerts: &alerts,
             rows: 500,
             batches: 9,
+            active_flows: None,
         },
     )
     .unwrap();
@@ -545,6 +546,7 @@ fn commit_is_all_or_nothing() {
             alerts: &[alert(77, 2, 9), poisoned],
             rows: 900,
             batches: 12,
+            active_flows: None,
         },
     )
     .unwrap_err();
@@ -572,6 +574,7 @@ fn commit_is_all_or_nothing() {
             alerts: &[],
             rows: 1,
             batches: 1,
+            active_flows: None,
         },
     )
     .unwrap_err();
@@ -590,6 +593,7 @@ fn commit_is_all_or_nothing() {
             alerts: &[],
             rows: 0,
             batches: 0,
+            active_flows: None,
         },
     )
     .unwrap();
@@ -627,6 +631,7 @@ fn alerts_are_upserted_and_notified() {
                 alerts,
                 rows: 0,
                 batches: 0,
+                active_flows: None,
             },
         )
     };
@@ -659,6 +664,13 @@ fn alerts_are_upserted_and_notified() {
     assert_eq!(got[1]["severity"], "high");
     assert_eq!(got[1]["target"], "2001:db8::80");
     assert_eq!(got[1]["model_version"], "m-1");
+    assert_eq!(
+        got[1]["sources"],
+        serde_json::json!(["10.0.0.1", "10.0.0.2"])
+    );
+    assert_eq!(got[1]["window_start_ms"], BASE_NS / 1_000_000);
+    assert_eq!(got[1]["last_ts_ms"], (BASE_NS + 4_000_000) / 1_000_000);
+    assert!(got[1]["updated_ms"].as_u64().unwrap() > BASE_NS / 1_000_000);
     assert_eq!(got[2]["alert_id"], "10");
     assert!(it.next().unwrap().is_none(), "one notification per alert");
     drop(it);
@@ -685,7 +697,12 @@ fn alerts_are_upserted_and_notified() {
     let mut big = alert(11, 1, 1);
     big.target = "x".repeat(100_000);
     big.model_version = "é".repeat(10_000);
-    assert!(flowdb::alert_payload(&big).len() < 8000);
+    big.class = "\u{1}".repeat(10_000);
+    big.sources = (0..100).map(|_| "\"".repeat(1000)).collect();
+    let payload = flowdb::alert_payload(&big, 1);
+    assert!(payload.len() < 8000, "{}", payload.len());
+    let v: serde_json::Value = serde_json::from_str(&payload).unwrap();
+    assert_eq!(v["sources"].as_array().unwrap().len(), 8);
     commit(&mut c, &[big], 5).unwrap();
 }
 
@@ -713,6 +730,7 @@ fn flow_partitions_follow_maintenance() {
             alerts: &[old, recent],
             rows: 0,
             batches: 0,
+            active_flows: None,
         },
     )
     .unwrap();

@@ -622,6 +622,7 @@ impl<'s> Engine<'s> {
                 alerts: &alerts,
                 rows: self.rows,
                 batches: self.batches,
+                active_flows: Some(self.open_flows() as u64),
             },
         )?;
         let took = t0.elapsed();

@@ -31,9 +31,18 @@ The config file (TOML) holds the sensors' tokens, limits and retention:
   [retention]
   days = 30           # drop daily partitions older than this
   partitions_ahead_days = 3
+  [dashboard]         # the query API (/api/*), the page (/) and /ws/dashboard
+  read_tokens = [\"a-long-random-read-token\"]
+  query_connections = 4   # PostgreSQL connections for queries
+  client_queue = 256      # messages queued per WebSocket client
+  max_clients = 4096      # WebSocket clients at once
+  stats_window_secs = 300 # window of the stats pushed to dashboards
 
 Flags win over the config file. Without tokens ingest is open, which is
-allowed only on a loopback --listen address.
+allowed only on a loopback --listen address. Likewise, without a read token
+(--read-token or [dashboard] read_tokens) the API and the dashboard are open,
+which is allowed only on loopback; with one, send `Authorization: Bearer T`
+or `?token=T`. The API is described in docs/api.md.
 
 Every flag can also be set with an environment variable: NETANALYZER_ and the
 long flag in upper case, '-' as '_' (NETANALYZER_LISTEN, ...), except
@@ -90,6 +99,18 @@ struct Cli {
           value_parser = clap::value_parser!(u64).range(1..))]
     max_body_bytes: Option<u64>,
 
+    /// Read token of the query API and the dashboard (repeatable; the
+    /// environment variable takes a comma-separated list). Replaces the
+    /// config file's `[dashboard] read_tokens`.
+    #[arg(
+        long = "read-token",
+        value_name = "TOKEN",
+        env = "NETANALYZER_READ_TOKEN",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    read_tokens: Vec<String>,
+
     /// Drop daily partitions older than this many days [default: keep all].
     #[arg(long, value_name = "DAYS", env = "NETANALYZER_RETENTION_DAYS",
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -125,6 +146,9 @@ fn config(cli: Cli) -> Result<ServerConfig> {
     }
     if let Some(n) = cli.max_body_bytes {
         cfg.max_body_bytes = usize::try_from(n).context("--max-body-bytes is too large")?;
+    }
+    if !cli.read_tokens.is_empty() {
+        cfg.dashboard.read_tokens = cli.read_tokens;
     }
     if let Some(days) = cli.retention_days {
         cfg.partitions.retention_days = Some(days);

@@ -61,6 +61,9 @@ pub struct FlowCommit<'a> {
     pub rows: u64,
     /// Batches consumed in total.
     pub batches: u64,
+    /// Flows open in the consumer's tables after this commit
+    /// (`aggregator_state.active_flows`; `None` stores NULL: unknown).
+    pub active_flows: Option<u64>,
 }
 
 /// What [`commit`] wrote.
@@ -89,21 +92,25 @@ SELECT pg_notify($16, $17) FROM up";
 
 /// Saves the checkpoint unless the stored position is already beyond it.
 const SAVE_STATE_SQL: &str = "INSERT INTO aggregator_state (consumer, position_xid,
-        position_batch_id, state, rows_processed, batches_processed, updated_at)
-    VALUES ($1, $2::text::xid8, $3, $4, $5, $6, now())
+        position_batch_id, state, rows_processed, batches_processed, active_flows, updated_at)
+    VALUES ($1, $2::text::xid8, $3, $4, $5, $6, $7, now())
     ON CONFLICT (consumer) DO UPDATE SET position_xid = EXCLUDED.position_xid,
         position_batch_id = EXCLUDED.position_batch_id, state = EXCLUDED.state,
         rows_processed = EXCLUDED.rows_processed,
-        batches_processed = EXCLUDED.batches_processed, updated_at = now()
+        batches_processed = EXCLUDED.batches_processed,
+        active_flows = EXCLUDED.active_flows, updated_at = now()
     WHERE (aggregator_state.position_xid, aggregator_state.position_batch_id)
        <= (EXCLUDED.position_xid, EXCLUDED.position_batch_id)";
 
 const LOAD_STATE_SQL: &str = "SELECT position_xid::text, position_batch_id, state, \
     rows_processed, batches_processed FROM aggregator_state WHERE consumer = $1";
 
-/// Longest string put in a NOTIFY payload field (the payload must stay
-/// under PostgreSQL's 8000 bytes).
-const PAYLOAD_STR_MAX: usize = 512;
+/// Most JSON-escaped bytes of one `sources` entry in an [`alert_json`].
+const SOURCE_JSON_MAX: usize = 256;
+/// Most JSON-escaped bytes of `class`, `target` and `model_version` each.
+const FIELD_JSON_MAX: usize = 512;
+/// Most `sources` entries in an [`alert_json`].
+pub const ALERT_JSON_SOURCES: usize = 8;
 
 /// Writes one commit of the aggregator, all or nothing, in one
 /// transaction: binary COPY of the flows into `flows` (features as a
@@ -147,9 +154,10 @@ pub fn commit(c: &mut Client, fc: &FlowCommit<'_>) -> Result<CommitOutcome, Stor
         let upsert = tx
             .prepare(UPSERT_ALERT_SQL)
             .map_err(pg("commit: prepare alert upsert"))?;
+        let updated_ms = now_ms();
         for a in fc.alerts {
             let flow_ids: Vec<i64> = a.flow_ids.iter().map(|&id| id as i64).collect();
-            let payload = alert_payload(a);
+            let payload = alert_payload(a, updated_ms);
             tx.execute(
                 &upsert,
                 &[
@@ -185,6 +193,9 @@ pub fn commit(c: &mut Client, fc: &FlowCommit<'_>) -> Result<CommitOutcome, Stor
                 &fc.state,
                 &count(fc.rows, "aggregator_state.rows_processed")?,
                 &count(fc.batches, "aggregator_state.batches_processed")?,
+                &fc.active_flows
+                    .map(|n| count(n, "aggregator_state.active_flows"))
+                    .transpose()?,
             ],
         )
         .map_err(pg("commit: save aggregator_state"))?;
@@ -299,41 +310,78 @@ pub fn ensure_flow_partitions(c: &mut Client, first_ts_ns: &[u64]) -> Result<(),
     Ok(())
 }
 
-/// The `NOTIFY` payload of an alert: compact JSON with `alert_id` (a
-/// string holding the `alerts.alert_id` bigint, exact for JavaScript),
-/// `revision`, `class`, `severity`, `target`, `source_count`,
-/// `flow_count`, `packet_count`, `confidence`, `window_start_ns`,
-/// `first_ts_ns`, `last_ts_ns`, `model_version`. Strings are cut to 512
-/// bytes, so it stays far under PostgreSQL's 8000-byte limit.
-pub fn alert_payload(a: &Alert) -> String {
+/// The `NOTIFY` payload of an alert: [`alert_json`] as compact text.
+///
+/// At most about 3.5 KB whatever the alert holds (see [`alert_json`]), so
+/// it stays under PostgreSQL's 8000-byte NOTIFY limit.
+pub fn alert_payload(a: &Alert, updated_ms: u64) -> String {
+    alert_json(a, updated_ms).to_string()
+}
+
+/// An alert as the query API and the dashboard WebSocket show it
+/// (`docs/dashboard.md`, "WebSocket protocol"):
+///
+/// ```json
+/// {"alert_id":"123","revision":3,"class":"DDoS","severity":"critical",
+///  "target":"10.0.0.5","sources":["1.2.3.4"],"source_count":1,"flow_count":10,
+///  "packet_count":100,"confidence":0.93,"window_start_ms":0,"first_ts_ms":0,
+///  "last_ts_ms":0,"model_version":"m-1","updated_ms":0}
+/// ```
+///
+/// `alert_id` is the `alerts.alert_id` bigint as a decimal string (exact
+/// in JavaScript); times are integer ms since the Unix epoch; `updated_ms`
+/// is given (the commit writes its wall time). Bounded: at most
+/// [`ALERT_JSON_SOURCES`] `sources` of at most 256 escaped bytes each, and
+/// `class`, `target`, `model_version` cut to 512 escaped bytes each (on a
+/// char boundary); a non-finite confidence becomes 0.
+pub fn alert_json(a: &Alert, updated_ms: u64) -> serde_json::Value {
+    let sources: Vec<&str> = a
+        .sources
+        .iter()
+        .take(ALERT_JSON_SOURCES)
+        .map(|s| cut(s, SOURCE_JSON_MAX))
+        .collect();
     serde_json::json!({
         "alert_id": (a.alert_id as i64).to_string(),
         "revision": a.revision,
-        "class": cut(&a.class),
+        "class": cut(&a.class, FIELD_JSON_MAX),
         "severity": a.severity.as_str(),
-        "target": cut(&a.target),
+        "target": cut(&a.target, FIELD_JSON_MAX),
+        "sources": sources,
         "source_count": a.source_count,
         "flow_count": a.flow_count,
         "packet_count": a.packet_count,
         "confidence": if a.confidence.is_finite() { a.confidence } else { 0.0 },
-        "window_start_ns": a.window_start_ns,
-        "first_ts_ns": a.first_ts_ns,
-        "last_ts_ns": a.last_ts_ns,
-        "model_version": cut(&a.model_version),
+        "window_start_ms": a.window_start_ns / 1_000_000,
+        "first_ts_ms": a.first_ts_ns / 1_000_000,
+        "last_ts_ms": a.last_ts_ns / 1_000_000,
+        "model_version": cut(&a.model_version, FIELD_JSON_MAX),
+        "updated_ms": updated_ms,
     })
-    .to_string()
 }
 
-/// `s` cut to at most [`PAYLOAD_STR_MAX`] bytes on a char boundary.
-fn cut(s: &str) -> &str {
-    if s.len() <= PAYLOAD_STR_MAX {
-        return s;
+/// The longest prefix of `s` (on a char boundary) whose JSON-escaped form
+/// is at most `max` bytes.
+fn cut(s: &str, max: usize) -> &str {
+    let mut used = 0;
+    for (i, c) in s.char_indices() {
+        used += match c {
+            '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
+            c if (c as u32) < 0x20 => 6,
+            c => c.len_utf8(),
+        };
+        if used > max {
+            return &s[..i];
+        }
     }
-    let mut end = PAYLOAD_STR_MAX;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
+    s
+}
+
+/// Wall time, ms since the Unix epoch (0 before 1970).
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// A time in ns since the Unix epoch as a `timestamptz` parameter (µs).

@@ -42,8 +42,8 @@ pub use decode::decode_copy_stream;
 mod feed;
 
 pub use commit::{
-    alert_payload, commit, ensure_flow_partitions, load_checkpoint, lock_consumer, CommitOutcome,
-    FlowCommit, FLOWS_COLUMNS,
+    alert_json, alert_payload, commit, ensure_flow_partitions, load_checkpoint, lock_consumer,
+    CommitOutcome, FlowCommit, ALERT_JSON_SOURCES, FLOWS_COLUMNS,
 };
 pub use feed::{Lag, PacketFeed, PollOutcome};
 

@@ -33,6 +33,16 @@ pub const MIGRATIONS: &[Migration] = &[
             "ingest_batches read positions, raw_packets.batch_id, flows, alerts, aggregator_state",
         sql: include_str!("../../migrations/0003_flows.sql"),
     },
+    Migration {
+        version: 4,
+        description: "traffic rollups, sensors, aggregator active flows",
+        sql: include_str!("../../migrations/0004_dashboard.sql"),
+    },
+    Migration {
+        version: 5,
+        description: "query API indexes",
+        sql: include_str!("../../migrations/0005_api_indexes.sql"),
+    },
 ];
 
 /// Advisory lock key held (per transaction) while migrating: "netamigr".

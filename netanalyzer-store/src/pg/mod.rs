@@ -15,7 +15,11 @@
 //! - [`PacketWriter`] writes one [`PacketBatch`](netanalyzer_core::PacketBatch)
 //!   per transaction with binary COPY and records `(sensor, stream, seq)` in
 //!   `ingest_batches` in the same transaction: a batch seen again writes
-//!   nothing and reports [`WriteOutcome::Duplicate`].
+//!   nothing and reports [`WriteOutcome::Duplicate`]. In the same
+//!   transaction it adds the batch's per-second traffic and top talkers to
+//!   `traffic_seconds` / `traffic_talkers` and upserts its `sensors` row
+//!   ([`PacketWriter::write_batch_with_stats`]), so those count each batch
+//!   exactly once too.
 //! - [`EmbeddedPostgres`] runs a private cluster from the PostgreSQL
 //!   binaries installed on the machine (Unix socket only, in the data
 //!   directory), adopting one left running by a killed process.
@@ -31,6 +35,7 @@
 mod embedded;
 mod migrate;
 pub(crate) mod partition;
+mod rollup;
 mod testdb;
 pub(crate) mod writer;
 
@@ -41,6 +46,7 @@ pub use partition::{
     maintain_flows, partition_name, FlowMaintenance, MaintenanceReport, PartitionPlan,
     CLOSED_PARTITION_INDEXES,
 };
+pub use rollup::TOP_TALKERS;
 pub use testdb::TestDb;
 pub use writer::{PacketWriter, WriteOutcome, RAW_PACKETS_COLUMNS};
 

@@ -62,6 +62,9 @@ pub struct MaintenanceReport {
     pub flows_dropped: Vec<String>,
     /// Alerts deleted by retention (last seen before the oldest kept day).
     pub alerts_deleted: u64,
+    /// `traffic_seconds` and `traffic_talkers` rows deleted by retention
+    /// (before the oldest kept day).
+    pub rollups_deleted: u64,
 }
 
 /// What [`maintain_flows`] did.
@@ -235,7 +238,8 @@ fn table_partition_days(client: &mut Client, table: &'static str) -> Result<Vec<
 /// `today - retention_days` (when set), and builds the btree indexes of
 /// every closed partition (day before today) that lacks them (see
 /// [`index_closed_partitions`]). `now_unix_secs` is the wall clock (passed
-/// in so tests can move time). The `flows` partitions get the same
+/// in so tests can move time). The rows of `traffic_seconds` and
+/// `traffic_talkers` before the oldest kept day are deleted too. The `flows` partitions get the same
 /// creation ahead and retention (see [`maintain_flows`], which applies a
 /// different retention when called on its own).
 ///
@@ -256,6 +260,7 @@ pub fn maintain(
     let dropped = drop_old_partitions(client, RAW_PACKETS, today, plan.retention_days)?;
     let indexed = index_closed_partitions(client, today)?;
     let flows = maintain_flows(client, plan, now_unix_secs)?;
+    let rollups_deleted = delete_old_rollups(client, today, plan.retention_days)?;
     Ok(MaintenanceReport {
         created,
         dropped,
@@ -263,7 +268,35 @@ pub fn maintain(
         flows_created: flows.created,
         flows_dropped: flows.dropped,
         alerts_deleted: flows.alerts_deleted,
+        rollups_deleted,
     })
+}
+
+/// Deletes the `traffic_seconds` and `traffic_talkers` rows of the days
+/// before `today - retention_days` (when set); returns how many. Each
+/// `DELETE` is a range on the first column of the table's primary key.
+fn delete_old_rollups(
+    client: &mut Client,
+    today: i64,
+    retention_days: Option<u32>,
+) -> Result<u64, StoreError> {
+    let Some(keep) = retention_days else {
+        return Ok(0);
+    };
+    let oldest_kept_secs = (today - i64::from(keep)) * SECS_PER_DAY;
+    let mut deleted = 0;
+    for sql in [
+        "DELETE FROM traffic_seconds WHERE sec < to_timestamp($1::bigint)",
+        "DELETE FROM traffic_talkers WHERE minute < to_timestamp($1::bigint)",
+    ] {
+        deleted += client
+            .execute(sql, &[&oldest_kept_secs])
+            .map_err(pg_err("retention: delete rollups"))?;
+    }
+    if deleted > 0 {
+        tracing::info!(rows = deleted, "deleted traffic rollups (retention)");
+    }
+    Ok(deleted)
 }
 
 /// Upkeep of the `flows` partitions (`flows_pYYYYMMDD`) and the `alerts`

@@ -2,6 +2,8 @@
 
 use super::partition::{day_of_ts_ns, ensure_partition_days};
 use super::pg_err;
+use super::rollup::{BatchIdentity, Rollup, RollupStatements};
+use crate::wire::SensorStats;
 use crate::StoreError;
 use netanalyzer_core::{MacAddr, PacketBatch, PacketRecord};
 use postgres::error::SqlState;
@@ -117,8 +119,11 @@ pub struct PacketWriter {
     missing_days: Vec<i64>,
     copy_stmt: Option<Statement>,
     insert_stmt: Option<Statement>,
+    rollup_stmts: Option<RollupStatements>,
     /// The encoded rows of the COPY in progress, reused between batches.
     copy_buf: Vec<u8>,
+    /// The rollups of the batch in progress, reused between batches.
+    rollup: Rollup,
 }
 
 impl std::fmt::Debug for PacketWriter {
@@ -140,16 +145,33 @@ impl PacketWriter {
             missing_days: Vec::new(),
             copy_stmt: None,
             insert_stmt: None,
+            rollup_stmts: None,
             copy_buf: Vec::new(),
+            rollup: Rollup::default(),
         }
     }
 
-    /// Writes one batch, exactly once, in one transaction:
+    /// Writes one batch, exactly once, in one transaction: like
+    /// [`write_batch_with_stats`](Self::write_batch_with_stats) with no
+    /// sensor statistics (the `sensors` row keeps its stored ones).
+    ///
+    /// # Errors
+    ///
+    /// As [`write_batch_with_stats`](Self::write_batch_with_stats).
+    pub fn write_batch(&mut self, batch: &PacketBatch) -> Result<WriteOutcome, StoreError> {
+        self.write_batch_with_stats(batch, None)
+    }
+
+    /// Writes one batch and the statistics its sensor sent with it, exactly
+    /// once, in one transaction:
     /// `INSERT INTO ingest_batches ... ON CONFLICT DO NOTHING`; if the row
     /// already existed the transaction is rolled back and the result is
     /// [`WriteOutcome::Duplicate`]; otherwise the records are binary-COPYed
-    /// into `raw_packets` with the batch's `sensor_id` and the transaction
-    /// commits. When two connections write the same batch at once, the
+    /// into `raw_packets` with the batch's `sensor_id`, the batch's
+    /// rollups are added to `traffic_seconds` and `traffic_talkers`, the
+    /// `sensors` row is upserted (with `stats` when given: they replace
+    /// the stored ones unless an older batch of the same stream is
+    /// committed late), and the transaction commits. When two connections write the same batch at once, the
     /// second blocks on the primary key until the first commits (then it
     /// is a duplicate) or rolls back (then it inserts).
     ///
@@ -163,7 +185,11 @@ impl PacketWriter {
     /// [`StoreError::Postgres`] when the database fails (nothing of the
     /// batch is committed then; check [`is_closed`](Self::is_closed) to know
     /// whether to reconnect).
-    pub fn write_batch(&mut self, batch: &PacketBatch) -> Result<WriteOutcome, StoreError> {
+    pub fn write_batch_with_stats(
+        &mut self,
+        batch: &PacketBatch,
+        stats: Option<&SensorStats>,
+    ) -> Result<WriteOutcome, StoreError> {
         let stream_id =
             i64::try_from(batch.stream_id).map_err(|_| StoreError::ColumnOutOfRange {
                 column: "ingest_batches.stream_id",
@@ -186,13 +212,13 @@ impl PacketWriter {
         };
         check_text_lengths(&batch.sensor_id, &batch.records)?;
         self.with_partitions(&batch.records, |w| {
-            w.write_once(&key, &batch.sensor_id, &batch.records)
+            w.write_once(&key, &batch.records, stats)
         })
     }
 
     /// Copies records into `raw_packets` in one transaction with no
-    /// `ingest_batches` bookkeeping (partitions are still created as
-    /// needed). This is the ceiling the ingest path is measured against;
+    /// `ingest_batches` bookkeeping and no rollups (partitions are still
+    /// created as needed). This is the ceiling the ingest path is measured against;
     /// it is not exactly-once.
     ///
     /// # Errors
@@ -303,14 +329,26 @@ impl PacketWriter {
         Ok(s)
     }
 
+    fn rollup_statements(&mut self) -> Result<RollupStatements, postgres::Error> {
+        if let Some(s) = &self.rollup_stmts {
+            return Ok(s.clone());
+        }
+        let s = RollupStatements::prepare(&mut self.client)?;
+        self.rollup_stmts = Some(s.clone());
+        Ok(s)
+    }
+
     fn write_once(
         &mut self,
         key: &BatchKey<'_>,
-        sensor_id: &str,
         records: &[PacketRecord],
+        stats: Option<&SensorStats>,
     ) -> Result<WriteOutcome, StoreError> {
         let insert = self.insert_statement().map_err(db)?;
         let copy = self.copy_statement().map_err(db)?;
+        let rollup_stmts = self.rollup_statements().map_err(db)?;
+        // Computed before the transaction, so it stays short.
+        self.rollup.compute(records);
         let mut tx = self.client.transaction().map_err(db)?;
         let (min_ts, max_ts) = ts_range(records);
         let fresh = tx
@@ -334,11 +372,17 @@ impl PacketWriter {
         let rows = copy_rows(
             &mut tx,
             &copy,
-            sensor_id,
+            key.sensor_id,
             Some(batch_id),
             records,
             &mut self.copy_buf,
         )?;
+        let id = BatchIdentity {
+            sensor_id: key.sensor_id,
+            stream_id: key.stream_id,
+            seq: key.seq,
+        };
+        self.rollup.write(&mut tx, &rollup_stmts, &id, stats)?;
         tx.commit().map_err(db)?;
         Ok(WriteOutcome::Inserted { rows })
     }

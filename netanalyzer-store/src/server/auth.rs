@@ -54,6 +54,34 @@ impl Tokens {
     }
 }
 
+/// Checks a read token (the query API and the dashboard): `Ok` when
+/// `tokens` is empty (reading is open) or when the bearer token of
+/// `authorization`, else `query_token` (`?token=`, for a WebSocket that
+/// cannot set headers), is one of `tokens`. Every token is compared in
+/// constant time, without early exit.
+pub(crate) fn check_read_token(
+    tokens: &[String],
+    authorization: Option<&[u8]>,
+    query_token: Option<&str>,
+) -> Result<(), AuthError> {
+    if tokens.is_empty() {
+        return Ok(());
+    }
+    let token = authorization
+        .and_then(bearer)
+        .or_else(|| query_token.map(str::as_bytes).filter(|t| !t.is_empty()))
+        .ok_or(AuthError::Missing)?;
+    let mut found = false;
+    for t in tokens {
+        found |= ct_eq(t.as_bytes(), token);
+    }
+    if found {
+        Ok(())
+    } else {
+        Err(AuthError::Unknown)
+    }
+}
+
 /// The token of `Bearer <token>` (scheme case-insensitive).
 fn bearer(header: &[u8]) -> Option<&[u8]> {
     let (scheme, rest) = header.split_at_checked(6)?;
@@ -94,6 +122,31 @@ mod tests {
         assert_eq!(t.check(Some(b"Bearertok1")), Err(AuthError::Missing));
         assert_eq!(t.check(Some(b"Bearer tok3")), Err(AuthError::Unknown));
         assert_eq!(t.check(Some(b"Bearer tok")), Err(AuthError::Unknown));
+    }
+
+    #[test]
+    fn checks_read_tokens() {
+        let t = vec!["r1".to_owned(), "r2".to_owned()];
+        assert_eq!(check_read_token(&[], None, None), Ok(()));
+        assert_eq!(check_read_token(&t, Some(b"Bearer r2"), None), Ok(()));
+        assert_eq!(check_read_token(&t, None, Some("r1")), Ok(()));
+        assert_eq!(check_read_token(&t, None, None), Err(AuthError::Missing));
+        assert_eq!(
+            check_read_token(&t, None, Some("")),
+            Err(AuthError::Missing)
+        );
+        assert_eq!(
+            check_read_token(&t, Some(b"Basic x"), None),
+            Err(AuthError::Missing)
+        );
+        assert_eq!(
+            check_read_token(&t, Some(b"Bearer r3"), Some("r1")),
+            Err(AuthError::Unknown)
+        );
+        assert_eq!(
+            check_read_token(&t, None, Some("r")),
+            Err(AuthError::Unknown)
+        );
     }
 
     #[test]

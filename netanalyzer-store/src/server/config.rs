@@ -59,6 +59,45 @@ pub struct ServerConfig {
     pub maintenance_interval: Duration,
     /// Seconds sent in `Retry-After` with every 503. Default 1.
     pub retry_after_secs: u32,
+    /// The query API, the dashboard and its WebSocket.
+    pub dashboard: DashboardConfig,
+}
+
+/// Settings of the read side: the query API (`/api/*`), the dashboard page
+/// and its WebSocket (`/ws/dashboard`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DashboardConfig {
+    /// Bearer tokens that may read (`Authorization: Bearer <t>`, or
+    /// `?token=<t>` where a header cannot be set, as on a WebSocket).
+    /// Empty = reading is open, which is allowed only on a loopback listen
+    /// address ([`StoreError::ReadTokenRequired`] otherwise).
+    pub read_tokens: Vec<String>,
+    /// PostgreSQL connections of the query pool. Default 4; a query that
+    /// finds them all busy waits up to a second, then answers 503.
+    pub query_connections: usize,
+    /// Messages queued per WebSocket client. Default 256. When full, the
+    /// client's oldest `stats` message is dropped (and counted); alerts
+    /// are never dropped.
+    pub client_queue: usize,
+    /// WebSocket clients at once. Default 4096; more are refused with 503.
+    pub max_clients: usize,
+    /// Window of the `stats` pushed to dashboards, seconds. Default 300.
+    pub stats_window_secs: u32,
+    /// Longest a query may run (PostgreSQL `statement_timeout`). Default 5 s.
+    pub query_timeout: Duration,
+}
+
+impl Default for DashboardConfig {
+    fn default() -> Self {
+        DashboardConfig {
+            read_tokens: Vec::new(),
+            query_connections: 4,
+            client_queue: 256,
+            max_clients: 4096,
+            stats_window_secs: 300,
+            query_timeout: Duration::from_secs(5),
+        }
+    }
 }
 
 impl ServerConfig {
@@ -79,6 +118,7 @@ impl ServerConfig {
             },
             maintenance_interval: Duration::from_secs(3600),
             retry_after_secs: 1,
+            dashboard: DashboardConfig::default(),
         }
     }
 
@@ -93,6 +133,13 @@ impl ServerConfig {
             ("queue_batches", self.queue_batches),
             ("writers", self.writers),
             ("decode_slots", self.decode_slots),
+            ("query_connections", self.dashboard.query_connections),
+            ("client_queue", self.dashboard.client_queue),
+            ("max_clients", self.dashboard.max_clients),
+            (
+                "stats_window_secs",
+                self.dashboard.stats_window_secs as usize,
+            ),
         ];
         for (name, value) in positive {
             if value == 0 {
@@ -111,6 +158,12 @@ impl ServerConfig {
         check_tokens(&self.tokens).map_err(|reason| StoreError::InvalidSetting {
             name: "tokens",
             reason,
+        })?;
+        check_read_tokens(&self.dashboard.read_tokens).map_err(|reason| {
+            StoreError::InvalidSetting {
+                name: "read_tokens",
+                reason,
+            }
         })
     }
 }
@@ -155,6 +208,25 @@ pub struct ConfigFile {
     /// `[retention]`.
     #[serde(default)]
     pub retention: RetentionSection,
+    /// `[dashboard]`.
+    #[serde(default)]
+    pub dashboard: DashboardSection,
+}
+
+/// The `[dashboard]` table of a [`ConfigFile`]; absent keys keep the default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DashboardSection {
+    /// [`DashboardConfig::read_tokens`].
+    pub read_tokens: Option<Vec<String>>,
+    /// [`DashboardConfig::query_connections`].
+    pub query_connections: Option<usize>,
+    /// [`DashboardConfig::client_queue`].
+    pub client_queue: Option<usize>,
+    /// [`DashboardConfig::max_clients`].
+    pub max_clients: Option<usize>,
+    /// [`DashboardConfig::stats_window_secs`].
+    pub stats_window_secs: Option<u32>,
 }
 
 /// The `[limits]` table of a [`ConfigFile`]; absent keys keep the default.
@@ -216,6 +288,26 @@ impl ConfigFile {
                 return Err(format!("{name} must be at least 1"));
             }
         }
+        let dashboard = [
+            (
+                "dashboard.query_connections",
+                file.dashboard.query_connections,
+            ),
+            ("dashboard.client_queue", file.dashboard.client_queue),
+            ("dashboard.max_clients", file.dashboard.max_clients),
+            (
+                "dashboard.stats_window_secs",
+                file.dashboard.stats_window_secs.map(|v| v as usize),
+            ),
+        ];
+        for (name, value) in dashboard {
+            if value == Some(0) {
+                return Err(format!("{name} must be at least 1"));
+            }
+        }
+        if let Some(t) = &file.dashboard.read_tokens {
+            check_read_tokens(t).map_err(|r| format!("dashboard.read_tokens: {r}"))?;
+        }
         if file.retention.days == Some(0) {
             return Err(
                 "retention.days must be at least 1 (leave it out to keep data forever)".into(),
@@ -249,6 +341,22 @@ impl ConfigFile {
         if let Some(v) = self.retention.partitions_ahead_days {
             cfg.partitions.ahead_days = v;
         }
+        let d = self.dashboard;
+        if let Some(v) = d.read_tokens {
+            cfg.dashboard.read_tokens = v;
+        }
+        if let Some(v) = d.query_connections {
+            cfg.dashboard.query_connections = v;
+        }
+        if let Some(v) = d.client_queue {
+            cfg.dashboard.client_queue = v;
+        }
+        if let Some(v) = d.max_clients {
+            cfg.dashboard.max_clients = v;
+        }
+        if let Some(v) = d.stats_window_secs {
+            cfg.dashboard.stats_window_secs = v;
+        }
     }
 }
 
@@ -270,6 +378,17 @@ fn check_tokens(tokens: &BTreeMap<String, String>) -> Result<(), &'static str> {
         if !seen.insert(token.as_str()) {
             return Err("the same token is given to two sensors");
         }
+    }
+    Ok(())
+}
+
+/// Non-empty read tokens without spaces or control characters.
+fn check_read_tokens(tokens: &[String]) -> Result<(), &'static str> {
+    if tokens
+        .iter()
+        .any(|t| t.is_empty() || t.chars().any(|c| c.is_whitespace() || c.is_control()))
+    {
+        return Err("a read token must be non-empty, without spaces or control characters");
     }
     Ok(())
 }

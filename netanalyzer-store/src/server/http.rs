@@ -35,9 +35,24 @@ pub(crate) struct App {
     pub(crate) max_body_bytes: usize,
     pub(crate) limits: DecodeLimits,
     pub(crate) retry_after: HeaderValue,
+    /// Connections for the query API and the live ticker.
+    pub(crate) pool: Arc<super::api::QueryPool>,
+    /// Dashboard WebSocket clients.
+    pub(crate) hub: Arc<super::live::Hub>,
+    /// Read-side settings (read tokens, limits).
+    pub(crate) dashboard: super::config::DashboardConfig,
 }
 
 impl App {
+    /// Every metric of the server (ingest, query API, WebSocket), in
+    /// Prometheus text format.
+    pub(crate) fn render_metrics(&self) -> String {
+        let mut text = self.shared.metrics.render(self.gauges());
+        super::api::render_metrics(self, &mut text);
+        self.hub.render_metrics(&mut text);
+        text
+    }
+
     pub(crate) fn gauges(&self) -> Gauges {
         Gauges {
             queue_depth: self.queue.len(),
@@ -53,6 +68,9 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/ingest_packets", post(ingest))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .merge(super::api::routes())
+        .merge(super::live::routes())
+        .merge(super::dashboard::routes())
         .with_state(app)
 }
 
@@ -246,7 +264,11 @@ async fn ingest_batch(
 
     let (reply, answer) = oneshot::channel();
     app.queue
-        .try_send(Job { batch, reply })
+        .try_send(Job {
+            batch,
+            stats: decoded.stats,
+            reply,
+        })
         .map_err(|e| match e {
             TrySendError::Full(_) => Reject::queue_full(format!(
                 "the writer queue is full ({} batches); retry later",
@@ -343,12 +365,13 @@ async fn health(State(app): State<Arc<App>>) -> Response {
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let text = app.render_metrics();
     (
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
         )],
-        app.shared.metrics.render(app.gauges()),
+        text,
     )
         .into_response()
 }

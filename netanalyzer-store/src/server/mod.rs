@@ -70,13 +70,19 @@
 //!   the maintenance thread, then stop the embedded cluster if the server
 //!   started one.
 
+pub mod api;
 mod auth;
 mod config;
+mod dashboard;
 mod http;
+mod live;
 mod metrics;
 mod writer;
 
-pub use config::{ConfigFile, DatabaseSource, LimitsSection, RetentionSection, ServerConfig};
+pub use config::{
+    ConfigFile, DashboardConfig, DashboardSection, DatabaseSource, LimitsSection, RetentionSection,
+    ServerConfig,
+};
 pub use metrics::{escape_label_value, write_family};
 
 use crate::pg::{self, EmbeddedPostgres};
@@ -146,6 +152,7 @@ pub struct Server {
     serve: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     writers: Vec<JoinHandle<()>>,
     maintenance: Option<(crossbeam_channel::Sender<()>, JoinHandle<()>)>,
+    live: Option<live::LiveThreads>,
     embedded: Option<EmbeddedPostgres>,
 }
 
@@ -178,6 +185,9 @@ impl Server {
         cfg.validate()?;
         if cfg.tokens.is_empty() && !cfg.listen.ip().is_loopback() {
             return Err(StoreError::InsecureListen { addr: cfg.listen });
+        }
+        if cfg.dashboard.read_tokens.is_empty() && !cfg.listen.ip().is_loopback() {
+            return Err(StoreError::ReadTokenRequired { addr: cfg.listen });
         }
         // Bind first: a taken port fails fast, before a cluster starts.
         let listener = TcpListener::bind(cfg.listen).map_err(|source| StoreError::Bind {
@@ -217,7 +227,7 @@ impl Server {
         drop(rx);
         let (stop_tx, stop_rx) = crossbeam_channel::bounded(1);
         let maintenance = writer::spawn_maintenance(
-            conninfo,
+            conninfo.clone(),
             client,
             cfg.partitions,
             cfg.maintenance_interval,
@@ -226,6 +236,14 @@ impl Server {
         )
         .map_err(|e| runtime_err("maintenance thread", e))?;
 
+        let pool = Arc::new(api::QueryPool::new(
+            &conninfo,
+            cfg.dashboard.query_connections,
+            cfg.dashboard.query_timeout,
+        ));
+        let hub = Arc::new(live::Hub::new(&cfg.dashboard));
+        let live_threads =
+            live::start(&conninfo, hub.clone()).map_err(|e| runtime_err("live threads", e))?;
         let app = Arc::new(http::App {
             shared: shared.clone(),
             tokens: auth::Tokens::new(&cfg.tokens),
@@ -235,6 +253,9 @@ impl Server {
             max_body_bytes: cfg.max_body_bytes,
             limits: cfg.limits,
             retry_after: cfg.retry_after_secs.into(),
+            pool,
+            hub,
+            dashboard: cfg.dashboard,
         });
         let shutdown = ShutdownHandle::new();
         let mut server = Server {
@@ -245,6 +266,7 @@ impl Server {
             serve: None,
             writers,
             maintenance: Some((stop_tx, maintenance)),
+            live: Some(live_threads),
             embedded,
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -279,7 +301,7 @@ impl Server {
 
     /// The current metrics, Prometheus text format (as `GET /metrics`).
     pub fn metrics(&self) -> String {
-        self.app.shared.metrics.render(self.app.gauges())
+        self.app.render_metrics()
     }
 
     /// Whether the database is believed up (as `GET /health`).
@@ -354,6 +376,9 @@ impl Server {
             if w.join().is_err() {
                 problems.push("a writer thread panicked".to_owned());
             }
+        }
+        if let Some(live) = self.live.take() {
+            live.stop();
         }
         if let Some((stop, handle)) = self.maintenance.take() {
             let _ = stop.send(());

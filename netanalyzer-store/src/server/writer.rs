@@ -3,6 +3,7 @@
 
 use super::metrics::Metrics;
 use crate::pg::{self, PacketWriter, PartitionPlan, WriteOutcome};
+use crate::wire::SensorStats;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use netanalyzer_core::PacketBatch;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -57,6 +58,9 @@ pub(crate) type JobResult = Result<WriteOutcome, String>;
 pub(crate) struct Job {
     /// The batch (sensor, stream and seq filled in).
     pub(crate) batch: PacketBatch,
+    /// The sensor's statistics from the batch envelope, stored in its
+    /// `sensors` row with the batch.
+    pub(crate) stats: Option<SensorStats>,
     /// Where the outcome goes; the HTTP handler waits on it.
     pub(crate) reply: oneshot::Sender<JobResult>,
 }
@@ -169,7 +173,7 @@ impl Writer {
             return;
         };
         let started = Instant::now();
-        let result = writer.write_batch(&job.batch);
+        let result = writer.write_batch_with_stats(&job.batch, job.stats.as_ref());
         let took = started.elapsed();
         let reply = match result {
             Ok(outcome) => {
