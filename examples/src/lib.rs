@@ -7,8 +7,10 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod demo;
 pub mod flows;
 pub mod labelled;
+pub mod pace;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;

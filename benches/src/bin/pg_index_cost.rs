@@ -73,6 +73,14 @@ const CASES: &[(&str, &[&str], bool)] = &[
         false,
     ),
     (
+        "brin(ts) + btree(ts) live (an ordered index for \"newest first\")",
+        &[
+            "CREATE INDEX ON raw_packets USING brin (ts)",
+            "CREATE INDEX ON raw_packets (ts)",
+        ],
+        false,
+    ),
+    (
         "chosen: brin(ts) live, the 3 btrees built when the day closes",
         &["CREATE INDEX ON raw_packets USING brin (ts)"],
         true,

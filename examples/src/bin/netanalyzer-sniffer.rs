@@ -22,6 +22,7 @@ use netanalyzer_core::{
     Source, SourceEvent, SourceStats, Timestamp,
 };
 use netanalyzer_examples::flows::{emitted_by_reason, FlowJson, FlowPipeline};
+use netanalyzer_examples::pace::Paced;
 use netanalyzer_ml::alert::{AlertConfig, AlertStats};
 use netanalyzer_ml::flow::{FlowConfig, FlowStats};
 use netanalyzer_ml::model::{default_model, Model};
@@ -55,6 +56,12 @@ sniffer. Up to --senders requests are in flight at once.
 At the end the sniffer waits until the server has acknowledged every record;
 it gives up when nothing was acknowledged for --drain-timeout seconds.
 Without -o, --server writes no local output; -o csv:DIR keeps a local copy.
+
+With --realtime (or --replay-speed X) a capture file is replayed as it was
+captured: packet p is handed on at first_wall + (p.ts - first.ts) / X,
+sleeping in between (packets whose time has passed go at once, so the
+replay catches up after a stall); batches are still sent every --batch-ms.
+The demo (netanalyzer-demo) replays its generated scenario this way.
 
 With --aggregate, the records also go (in batches, through a bounded queue)
 to a thread that runs the flow table and the classifier (--model, default:
@@ -120,6 +127,22 @@ struct Cli {
     /// Stop after N packets.
     #[arg(short = 'c', long, value_name = "N", env = "NETANALYZER_COUNT")]
     count: Option<u64>,
+
+    /// Replay a capture file at the speed it was captured: each packet is
+    /// handed on when its timestamp, relative to the first packet's, is
+    /// due (same as --replay-speed 1).
+    #[arg(long, env = "NETANALYZER_REALTIME")]
+    realtime: bool,
+
+    /// Replay a capture file paced by its timestamps at this speed (2 =
+    /// twice as fast as captured, 0.5 = half as fast); implies --realtime.
+    #[arg(
+        long,
+        value_name = "X",
+        env = "NETANALYZER_REPLAY_SPEED",
+        value_parser = parse_speed
+    )]
+    replay_speed: Option<f64>,
 
     /// Where records go; repeat (or separate with commas) to write several at once.
     /// jsonl:PATH = one JSON object per line into PATH; jsonl:- = to
@@ -341,6 +364,16 @@ fn parse_alerts(s: &str) -> std::result::Result<PathBuf, String> {
     }
 }
 
+/// `--replay-speed`: a positive finite factor.
+fn parse_speed(s: &str) -> std::result::Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        _ => Err(format!(
+            "expected a positive number like 1, 2 or 0.5, got {s:?}"
+        )),
+    }
+}
+
 /// `--sensor-id`: what the server accepts.
 fn parse_sensor_id(s: &str) -> std::result::Result<String, String> {
     let ok = (1..=64).contains(&s.chars().count())
@@ -431,6 +464,15 @@ fn main() -> ExitCode {
         let _ = e.print();
         return ExitCode::from(2);
     }
+    if cli.read.is_none() && (cli.realtime || cli.replay_speed.is_some()) {
+        use clap::{error::ErrorKind, CommandFactory};
+        let e = Cli::command().error(
+            ErrorKind::ArgumentConflict,
+            "--realtime and --replay-speed pace a capture file (--read) only",
+        );
+        let _ = e.print();
+        return ExitCode::from(2);
+    }
     if !cli.aggregate && cli.output.iter().any(|o| matches!(o, OutArg::Flows(_))) {
         use clap::{error::ErrorKind, CommandFactory};
         let e = Cli::command().error(
@@ -450,9 +492,11 @@ fn main() -> ExitCode {
     }
 }
 
-/// The input: a file or live interfaces, behind one `Source`.
+/// The input: a file (paced with --realtime) or live interfaces, behind
+/// one `Source`. One per process: the size difference does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Input {
-    File(FileSource),
+    File(Paced<FileSource>),
     Live(LiveSource),
 }
 
@@ -928,7 +972,7 @@ fn open_aggregate(cli: &Cli) -> Result<Dest> {
     Ok(Dest::Aggregate(Box::new(AggSink::start(
         pipeline,
         outputs,
-        cli.read.is_none(),
+        cli.read.is_none() || cli.realtime || cli.replay_speed.is_some(),
     )?)))
 }
 
@@ -1056,7 +1100,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
 
     let stats = input.stats();
     let filtered = match &input {
-        Input::File(f) if cli.filter.is_some() => Some(f.filtered()),
+        Input::File(f) if cli.filter.is_some() => Some(f.inner().filtered()),
         _ => None,
     };
     let transport = sink.sinks().iter().find_map(|d| match d {
@@ -1143,6 +1187,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
 fn progress(src: &Input, bar: Option<&ProgressBar>, last_log: &mut Instant) {
     match src {
         Input::File(f) => {
+            let f = f.inner();
             if let Some(bar) = &bar {
                 bar.set_position(f.bytes_read());
                 bar.set_message(format!("{} packets", f.stats().packets));
@@ -1184,7 +1229,17 @@ fn open_input(cli: &Cli) -> Result<(Input, String)> {
             bytes = src.file_len().unwrap_or(0),
             "reading capture file"
         );
-        return Ok((Input::File(src), path.display().to_string()));
+        let speed = cli.replay_speed.or(cli.realtime.then_some(1.0));
+        if let Some(x) = speed {
+            tracing::info!(
+                speed = x,
+                "replaying at capture speed (paced by timestamps)"
+            );
+        }
+        return Ok((
+            Input::File(Paced::new(src, speed)),
+            path.display().to_string(),
+        ));
     }
     let mut cfg = LiveConfig {
         interfaces: cli.interface.clone(),
@@ -1205,7 +1260,7 @@ fn open_input(cli: &Cli) -> Result<(Input, String)> {
 /// standard error is a terminal.
 fn progress_bar(input: &Input) -> Option<ProgressBar> {
     let Input::File(f) = input else { return None };
-    let len = f.file_len()?;
+    let len = f.inner().file_len()?;
     if !std::io::stderr().is_terminal() {
         return None;
     }
