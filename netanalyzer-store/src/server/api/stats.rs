@@ -594,7 +594,10 @@ pub(super) fn stats_query(pairs: &[(String, String)]) -> Result<StatsQuery, ApiE
             }
             "to" => {
                 let us = super::params::time("to", v)?;
-                q.to_ns = Some(unsigned(us).saturating_mul(1000));
+                let ns = unsigned(us).checked_mul(1000).ok_or_else(|| {
+                    super::params::bad("to", format!("to {v:?} is past the year 2554"))
+                })?;
+                q.to_ns = Some(ns);
             }
             _ => {}
         }
@@ -714,6 +717,7 @@ mod tests {
             "to=yesterday",
             "x=1",
             "window=1&window=2",
+            "to=2600-01-01T00:00:00Z",
         ] {
             let e = p(bad).unwrap_err();
             assert_eq!(
