@@ -3,7 +3,6 @@
 use super::cursor::Cursor;
 use super::params::{ts_param, Params, Where};
 use super::value::row_object;
-use crate::pg::pg_err;
 use crate::StoreError;
 use postgres::{Client, Row};
 use serde_json::Value;
@@ -84,14 +83,7 @@ pub(crate) fn page(
     plans: Option<&mut Vec<String>>,
 ) -> Result<(Vec<Value>, Option<Cursor>), StoreError> {
     let (sql, w) = sql(p, cursor);
-    if let Some(plans) = plans {
-        plans.push(super::explain_text(c, &sql, &w.args())?);
-    }
-    let mut rows = c
-        .query(&sql, &w.args())
-        .map_err(pg_err("api: query alerts"))?;
-    let more = rows.len() > p.limit;
-    rows.truncate(p.limit);
+    let (rows, more) = super::query_page(c, &sql, &w, p.limit, plans, "api: query alerts")?;
     let mut items = Vec::with_capacity(rows.len());
     let mut last = None;
     for row in &rows {

@@ -444,21 +444,66 @@ fn page_json(items: Vec<Value>, next: Option<Cursor>) -> Response {
     .into_response()
 }
 
+/// Runs one page's query (its plan first, into `plans`, when asked): at
+/// most `limit` rows, and whether the table holds more (the query asks for
+/// `limit + 1`).
+///
+/// # Errors
+/// [`StoreError::Postgres`] when the query fails.
+fn query_page(
+    c: &mut postgres::Client,
+    sql: &str,
+    w: &params::Where,
+    limit: usize,
+    plans: Option<&mut Vec<String>>,
+    context: &'static str,
+) -> Result<(Vec<postgres::Row>, bool), StoreError> {
+    if let Some(plans) = plans {
+        plans.push(explain_text(c, sql, &w.args())?);
+    }
+    let mut rows = c
+        .query(sql, &w.args())
+        .map_err(crate::pg::pg_err(context))?;
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    Ok((rows, more))
+}
+
+/// One page of a cursor-paginated table: `page` runs on a pooled
+/// connection with the checked parameters and the decoded cursor.
+type PageFn = fn(
+    &mut postgres::Client,
+    &Params,
+    Option<&Cursor>,
+    Option<&mut Vec<String>>,
+) -> Result<(Vec<serde_json::Value>, Option<Cursor>), StoreError>;
+
+/// Token, parameters and cursor of `list`, then one page from `page`.
+async fn list_page(
+    app: &App,
+    headers: &HeaderMap,
+    uri: &axum::http::Uri,
+    list: &List,
+    page: PageFn,
+) -> Response {
+    let run = async {
+        let raw = admit(app, headers, uri.query())?;
+        let (p, cursor) = list.check(&raw, params::now_us())?;
+        let (items, next) = app
+            .pool
+            .run(move |c| page(c, &p, cursor.as_ref(), None))
+            .await?;
+        Ok::<_, ApiError>(page_json(items, next))
+    };
+    run.await.unwrap_or_else(IntoResponse::into_response)
+}
+
 async fn flows_handler(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     uri: axum::http::Uri,
 ) -> Response {
-    let run = async {
-        let raw = admit(&app, &headers, uri.query())?;
-        let (p, cursor) = FLOWS.check(&raw, params::now_us())?;
-        let (items, next) = app
-            .pool
-            .run(move |c| flows::page(c, &p, cursor.as_ref(), None))
-            .await?;
-        Ok::<_, ApiError>(page_json(items, next))
-    };
-    run.await.unwrap_or_else(IntoResponse::into_response)
+    list_page(&app, &headers, &uri, &FLOWS, flows::page).await
 }
 
 async fn alerts_handler(
@@ -466,16 +511,7 @@ async fn alerts_handler(
     headers: HeaderMap,
     uri: axum::http::Uri,
 ) -> Response {
-    let run = async {
-        let raw = admit(&app, &headers, uri.query())?;
-        let (p, cursor) = ALERTS.check(&raw, params::now_us())?;
-        let (items, next) = app
-            .pool
-            .run(move |c| alerts::page(c, &p, cursor.as_ref(), None))
-            .await?;
-        Ok::<_, ApiError>(page_json(items, next))
-    };
-    run.await.unwrap_or_else(IntoResponse::into_response)
+    list_page(&app, &headers, &uri, &ALERTS, alerts::page).await
 }
 
 /// A page of packets for `p`, after `cursor`.
