@@ -2,6 +2,7 @@
 //! the SQL `WHERE` they become.
 
 use super::ApiError;
+use crate::pg::partition;
 use axum::http::StatusCode;
 use postgres::types::ToSql;
 use std::net::IpAddr;
@@ -336,28 +337,13 @@ fn rfc3339(s: &str) -> Option<i64> {
         }
         _ => return None,
     };
-    let days = days_from_civil(y, mo as u32, d as u32);
-    if civil_check(days) != (y, mo as u32, d as u32) {
+    // Round trip through the day count to refuse dates such as 02-30.
+    let days = partition::days_from_civil(y, mo as u32, d as u32);
+    if partition::civil_from_days(days) != (y, mo as u32, d as u32) {
         return None;
     }
     let secs = days * 86_400 + h * 3600 + mi * 60 + sec.min(59) - offset_secs;
     Some(secs * 1_000_000 + frac_us)
-}
-
-/// Day count since 1970-01-01 of a (year, month, day) (H. Hinnant).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// Back to (year, month, day), to refuse dates such as 02-30.
-fn civil_check(days: i64) -> (i64, u32, u32) {
-    crate::pg::partition::civil_from_days(days)
 }
 
 /// Wall clock, µs since the Unix epoch.
